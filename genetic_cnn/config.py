@@ -1,0 +1,357 @@
+"""Experiment configuration: frozen dataclasses, TOML in and out, validated with one-line errors.
+
+A config has five sections, ``data``, ``space``, ``evolution``, ``train`` and ``run``. Every
+key has a documented default; training defaults depend on the network preset (the paper's
+schedules, section 3 of PAPER.md). No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+from genetic_cnn.errors import UserError
+from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
+SCHEDULERS = ("piecewise", "step", "exponential", "cosine", "plateau")
+OPTIMIZERS = ("adam", "sgd")
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot be used; the message names the key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images the networks are trained and measured on."""
+
+    dataset: str = "digits"
+    """digits (bundled, no download) | mnist | fashion-mnist | cifar10 | synthetic."""
+    root: str = "data"
+    """Folder of torchvision datasets (``root/MNIST/raw/...``, ``root/cifar-10-batches-py``)."""
+    download: bool = False
+    """Let torchvision download missing files (needs internet)."""
+    subset: int = 0
+    """Use only this many training images (before the validation split); 0 = all."""
+    test_subset: int = 0
+    """Use only this many test images; 0 = all."""
+    validation: float = 0
+    """Images held out of the training set for fitness: a count, a fraction when below 1, or 0 for
+    automatic (10,000 as in the paper when the training set has at least 50,000 images, else 1/6)."""
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The search space: a network preset and, optionally, changes to it."""
+
+    preset: str = "digits"
+    """mnist | cifar10 | cifar10-large | digits; see ``genetic_cnn.presets``."""
+    nodes: tuple[int, ...] = ()
+    """Ordinary nodes per stage; empty = the preset's."""
+    channels: tuple[int, ...] = ()
+    """Channels per stage; empty = the preset's."""
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """The genetic algorithm (paper, Algorithm 1); defaults are the paper's MNIST settings."""
+
+    strategy: str = "genetic"
+    """genetic (the paper) | random (uniform genomes at the same budget)."""
+    population: int = 20
+    generations: int = 50
+    p_crossover: float = 0.2
+    q_crossover: float = 0.3
+    p_mutation: float = 0.8
+    q_mutation: float = 0.1
+    init: str = "random"
+    """random (Bernoulli 0.5 per bit) | zeros."""
+    identity: str = "string"
+    """What counts as the same individual: string (the exact bits) | architecture (equivalent strings)."""
+    reevaluate: str = "retrain"
+    """retrain a known individual and average (the paper) | reuse its mean without training."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of one individual from scratch. The paper gives only the schedule."""
+
+    schedule: tuple[tuple[int, float], ...] = ((20, 1e-3), (4, 1e-4), (1, 1e-5))
+    """[[epochs, learning_rate], ...]; total epochs = the sum; the first rate is the base rate."""
+    scheduler: str = "piecewise"
+    """piecewise (the schedule as given) | step | exponential | cosine | plateau."""
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    gamma: float = 0.1
+    """Decay factor of step, exponential and plateau schedulers."""
+    step_epochs: int = 10
+    """Epochs between decays of the step scheduler."""
+    plateau_patience: int = 2
+    early_stopping: int = 0
+    """Stop after this many epochs without a lower validation loss; 0 = off."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how the run executes."""
+
+    seed: int = 0
+    device: str = "auto"
+    """auto (cuda when available) | cpu | cuda | cuda:N."""
+    executor: str = "serial"
+    """serial | processes | ray."""
+    workers: int = 0
+    """Worker processes for ``processes``; 0 = one per GPU, or 1 on CPU."""
+    threads: int = 0
+    """Torch threads per worker; 0 = the cores divided among workers."""
+    ray_address: str = ""
+    """Ray cluster address (e.g. ``auto``); empty = start a local Ray instance."""
+    gpus_per_evaluation: float = 1.0
+    """Ray GPU share of one evaluation; below 1 lets small networks share a GPU."""
+    out: str = ""
+    """Run folder; empty = ``runs/<dataset>-<time>``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def preset(self) -> NetworkPreset:
+        """The network preset with this config's changes applied."""
+        preset = get_preset(self.space.preset)
+        if self.space.nodes:
+            preset = replace(preset, nodes=self.space.nodes)
+        if self.space.channels:
+            preset = replace(preset, channels=self.space.channels)
+        return preset
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            section.name: _plain(dataclasses.asdict(getattr(self, section.name))) for section in fields(self)
+        }
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "space": SpaceConfig,
+    "evolution": EvolutionConfig,
+    "train": TrainConfig,
+    "run": RunConfig,
+}
+
+# Training defaults that follow the preset unless the config sets them (PAPER.md section 3).
+PRESET_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"schedule": ((20, 1e-3), (4, 1e-4), (1, 1e-5)), "optimizer": "adam", "batch_size": 128},
+    "cifar10": {
+        "schedule": ((120, 1e-2), (60, 1e-3), (40, 1e-4), (20, 1e-5)),
+        "optimizer": "sgd",
+        "weight_decay": 5e-4,
+        "batch_size": 128,
+    },
+    "cifar10-large": {
+        "schedule": ((120, 1e-2), (60, 1e-3), (40, 1e-4), (20, 1e-5)),
+        "optimizer": "sgd",
+        "weight_decay": 5e-4,
+        "batch_size": 128,
+    },
+    "digits": {"schedule": ((8, 3e-3), (2, 3e-4)), "optimizer": "adam", "batch_size": 64},
+}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, for TOML and JSON."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config (or the defaults), apply ``section.key=value`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass an existing .toml file to --config")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    for override in overrides or []:
+        section, key, value = parse_override(override)
+        raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``evolution.population=10`` -> ("evolution", "population", 10); the value is read as TOML."""
+    name, sep, value_text = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. evolution.population=10)")
+    try:
+        value = tomllib.loads(f"value = {value_text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()  # a bare word such as cpu or mnist
+    return section, key, value
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested dicts, e.g. parsed TOML."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a table of sections")
+    for section in raw:
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section [{section}]; sections are {', '.join(SECTIONS)}")
+    preset_name = raw.get("space", {}).get("preset", SpaceConfig.preset) if isinstance(raw.get("space"), dict) else None
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"config [{name}] must be a table of keys, got {type(values).__name__}")
+        if name == "train" and isinstance(preset_name, str):
+            values = {**PRESET_TRAIN_DEFAULTS.get(preset_name, {}), **values}
+        sections[name] = _build_section(name, cls, values)
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    known = {item.name for item in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {section}.{key}; known keys: {', '.join(sorted(known))}")
+        kwargs[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    origin = get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        return float(value) if not isinstance(value, int) else value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        args = get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{name}[{i}]", item, args[0]) for i, item in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{name} must be a list of {len(args)} items, got {value!r}")
+        return tuple(_coerce(f"{name}[{i}]", item, arg) for i, (item, arg) in enumerate(zip(value, args)))
+    raise TypeError(f"no coercion for {hint}")  # a programming error, not a user's
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} = {value!r} is not one of {', '.join(choices)}")
+
+
+def _probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} = {value} is a probability and must lie in [0, 1]")
+
+
+def validate(config: Config) -> None:
+    """Reject values that cannot run, with one line naming the key and the allowed values."""
+    data, space, evolution, train, run = config.data, config.space, config.evolution, config.train, config.run
+    _choice("data.dataset", data.dataset, DATASETS)
+    for name, value in (("data.subset", data.subset), ("data.test_subset", data.test_subset)):
+        if value < 0:
+            raise ConfigError(f"{name} = {value} must be 0 (all images) or a positive count")
+    if data.validation < 0:
+        raise ConfigError(f"data.validation = {data.validation} must be 0 (automatic), a count or a fraction in (0, 1)")
+    if data.validation >= 1 and data.validation != int(data.validation):
+        raise ConfigError(f"data.validation = {data.validation} must be a whole count or a fraction below 1")
+    _choice("space.preset", space.preset, list(PRESETS))
+    if any(count < 2 for count in space.nodes):
+        raise ConfigError(f"space.nodes = {list(space.nodes)}: every stage needs at least 2 nodes")
+    if any(count < 1 for count in space.channels):
+        raise ConfigError(f"space.channels = {list(space.channels)}: channels must be positive")
+    try:
+        config.preset()
+    except ValueError as error:
+        raise ConfigError(f"space: {error}") from None
+    _choice("evolution.strategy", evolution.strategy, ("genetic", "random"))
+    if evolution.population < 2:
+        raise ConfigError(f"evolution.population = {evolution.population} must be at least 2")
+    if evolution.generations < 0:
+        raise ConfigError(f"evolution.generations = {evolution.generations} must be 0 or more")
+    for key in ("p_crossover", "q_crossover", "p_mutation", "q_mutation"):
+        _probability(f"evolution.{key}", getattr(evolution, key))
+    _choice("evolution.init", evolution.init, ("random", "zeros"))
+    _choice("evolution.identity", evolution.identity, ("string", "architecture"))
+    _choice("evolution.reevaluate", evolution.reevaluate, ("retrain", "reuse"))
+    if not train.schedule:
+        raise ConfigError("train.schedule is empty; give [[epochs, learning_rate], ...], e.g. [[20, 0.001]]")
+    for index, (epochs, rate) in enumerate(train.schedule):
+        if epochs < 0:
+            raise ConfigError(f"train.schedule[{index}] has {epochs} epochs; epochs must be 0 or more")
+        if rate <= 0:
+            raise ConfigError(f"train.schedule[{index}] has learning rate {rate}; it must be positive")
+    if sum(epochs for epochs, _ in train.schedule) == 0:
+        raise ConfigError("train.schedule has no epochs; give at least one epoch, e.g. [[1, 0.001]]")
+    _choice("train.scheduler", train.scheduler, SCHEDULERS)
+    _choice("train.optimizer", train.optimizer, OPTIMIZERS)
+    for key in ("batch_size", "eval_batch_size", "step_epochs"):
+        if getattr(train, key) < 1:
+            raise ConfigError(f"train.{key} = {getattr(train, key)} must be at least 1")
+    for key in ("weight_decay", "momentum"):
+        if getattr(train, key) < 0:
+            raise ConfigError(f"train.{key} = {getattr(train, key)} must be 0 or more")
+    if not 0 < train.gamma <= 1:
+        raise ConfigError(f"train.gamma = {train.gamma} must lie in (0, 1]")
+    for key in ("plateau_patience", "early_stopping"):
+        if getattr(train, key) < 0:
+            raise ConfigError(f"train.{key} = {getattr(train, key)} must be 0 or more")
+    if run.seed < 0:
+        raise ConfigError(f"run.seed = {run.seed} must be 0 or more")
+    if not (run.device in ("auto", "cpu", "cuda") or run.device.startswith("cuda:")):
+        raise ConfigError(f"run.device = {run.device!r} is not one of auto, cpu, cuda, cuda:N")
+    _choice("run.executor", run.executor, ("serial", "processes", "ray"))
+    for key in ("workers", "threads"):
+        if getattr(run, key) < 0:
+            raise ConfigError(f"run.{key} = {getattr(run, key)} must be 0 (automatic) or more")
+    if not 0 < run.gpus_per_evaluation <= 1:
+        raise ConfigError(f"run.gpus_per_evaluation = {run.gpus_per_evaluation} must lie in (0, 1]")
+
+
+def total_epochs(train: TrainConfig) -> int:
+    return sum(epochs for epochs, _ in train.schedule)

@@ -1,0 +1,116 @@
+"""Build the PyTorch network a genome encodes on a base network (paper, section 3.1)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+from torch import nn
+
+from genetic_cnn.genome import Genome
+from genetic_cnn.graph import decode_stage
+from genetic_cnn.presets import NetworkPreset, get_preset
+
+
+def conv_block(in_channels: int, out_channels: int, kernel: int, padding: int) -> nn.Sequential:
+    """Every node of a stage: convolution, batch normalization, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel, padding=padding, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Stage(nn.Module):
+    """One decoded stage: nodes in topological order, each summing its inputs element-wise."""
+
+    def __init__(self, graph: nx.DiGraph, in_channels: int, channels: int, preset: NetworkPreset) -> None:
+        super().__init__()
+        order = list(nx.topological_sort(graph))
+        index = {node: i for i, node in enumerate(order)}
+        blocks = []
+        inputs: list[tuple[int, ...]] = []
+        for node in order:
+            if graph.nodes[node]["role"] == "input":
+                blocks.append(conv_block(in_channels, channels, preset.first_kernel, preset.first_padding))
+            else:
+                blocks.append(conv_block(channels, channels, preset.node_kernel, preset.node_kernel // 2))
+            inputs.append(tuple(sorted(index[pred] for pred in graph.predecessors(node))))
+        self.nodes = nn.ModuleList(blocks)
+        self.inputs = inputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs: list[torch.Tensor] = []
+        for block, sources in zip(self.nodes, self.inputs):
+            if not sources:
+                node_input = x
+            else:
+                node_input = outputs[sources[0]]
+                for source in sources[1:]:
+                    node_input = node_input + outputs[source]
+            outputs.append(block(node_input))
+        return outputs[-1]
+
+
+class GeneticCNN(nn.Module):
+    """Stages with max pooling after each, then the fully connected head."""
+
+    def __init__(self, genome: Genome, preset: NetworkPreset) -> None:
+        super().__init__()
+        if genome.nodes != preset.nodes:
+            raise ValueError(
+                f"genome {genome} has nodes {genome.nodes} per stage, preset {preset.name!r} "
+                f"expects {preset.nodes}"
+            )
+        self.genome = genome
+        self.preset = preset
+        layers: list[nn.Module] = []
+        in_channels = preset.input_shape[0]
+        for bits, nodes, channels in zip(genome.stages, genome.nodes, preset.channels):
+            layers.append(Stage(decode_stage(bits, nodes), in_channels, channels, preset))
+            layers.append(nn.MaxPool2d(preset.pool_kernel, preset.pool_stride))
+            in_channels = channels
+        self.features = nn.Sequential(*layers)
+        height, width = preset.feature_size()
+        head: list[nn.Module] = [nn.Flatten()]
+        width_in = in_channels * height * width
+        for hidden in preset.hidden:
+            head += [nn.Linear(width_in, hidden), nn.ReLU(inplace=True)]
+            width_in = hidden
+        head += [nn.Dropout(preset.dropout), nn.Linear(width_in, preset.num_classes)]
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def build_network(genome: Genome | str, preset: NetworkPreset | str = "mnist") -> GeneticCNN:
+    """The network ``genome`` encodes on ``preset`` (a ``NetworkPreset`` or its name)."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    if isinstance(genome, str):
+        genome = Genome.from_string(genome, nodes=preset.nodes)
+    return GeneticCNN(genome, preset)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...], backward: bool = False) -> int:
+    """FLOPs for one image (multiply and add counted separately), forward or forward+backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.train(backward)
+    x = torch.zeros((2, *input_shape))  # batch of 2: batch norm refuses one image in training mode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if backward:
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    model.train(was_training)
+    if backward:
+        model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() // 2
