@@ -8,8 +8,8 @@ Pure functions, no torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import networkx as nx
 

@@ -97,12 +97,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...], backward: bool = False) -> int:
-    """FLOPs for one image (multiply and add counted separately), forward or forward+backward."""
+    """FLOPs for one image (a multiply-add counts 2), forward or forward and backward."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.train(backward)
-    x = torch.zeros((2, *input_shape))  # batch of 2: batch norm refuses one image in training mode
+    batch = 2  # batch norm refuses a batch of one image in training mode
+    x = torch.zeros((batch, *input_shape))
     counter = FlopCounterMode(display=False)
     with counter:
         if backward:
@@ -113,4 +114,4 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], backward: bool =
     model.train(was_training)
     if backward:
         model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() // 2
+    return counter.get_total_flops() // batch

@@ -1,0 +1,91 @@
+"""`genetic-cnn …`: thin subcommands over the Python API.
+
+Bad input (a UserError or ValueError from parsing) is printed on one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from genetic_cnn.errors import UserError
+
+T = TypeVar("T")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from genetic_cnn.genome import Genome
+    from genetic_cnn.presets import get_preset
+
+    preset = user_input(get_preset, args.preset)
+    genome = user_input(Genome.from_string, args.genome, nodes=preset.nodes)
+    from genetic_cnn.network import build_network, count_flops, count_parameters
+
+    model = build_network(genome, preset)
+    print(f"genome            {genome}")
+    print(f"preset            {preset.name}  (nodes {preset.nodes}, channels {preset.channels})")
+    print(f"architecture key  {genome.architecture_key()}")
+    for index, graph in enumerate(genome.stage_graphs()):
+        edges = ", ".join(f"{_name(s, graph)}->{_name(t, graph)}" for s, t in sorted(graph.edges)) or "none"
+        print(f"stage {index + 1}           {graph.number_of_nodes()} convolutions; edges: {edges}")
+    convolutions = sum(graph.number_of_nodes() for graph in genome.stage_graphs())
+    print(f"convolutions      {convolutions}")
+    print(f"parameters        {count_parameters(model):,}")
+    print(f"FLOPs per image   {count_flops(model, preset.input_shape):,} (forward; a multiply-add counts 2)")
+    if args.out:
+        from genetic_cnn.drawing import save_genome_drawing
+
+        path = save_genome_drawing(genome, args.out, f"{genome}  ({preset.name})")
+        print(f"drawing           {path}")
+    return 0
+
+
+def user_input(parse: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call a parser of user input; its ValueError is the user's to fix, not a crash."""
+    try:
+        return parse(*args, **kwargs)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def _name(node: int, graph: object) -> str:
+    role = graph.nodes[node]["role"]  # type: ignore[attr-defined]
+    return {"input": "in", "output": "out"}.get(role, f"v{node}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genetic-cnn", description="Neural architecture search by genetic algorithm (Genetic CNN)."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    show = sub.add_parser("show", help="decode a genome: stages, key, parameters, FLOPs, drawing")
+    show.add_argument("genome", help="e.g. '1-01|0-01-100-0111' (quote it: | is a shell pipe)")
+    show.add_argument("--preset", default="mnist", help="network preset (default mnist)")
+    show.add_argument("--out", type=Path, help="write a PNG drawing of the stages here")
+    show.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        message = " ".join(str(error).split())
+        print(f"genetic-cnn: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genetic-cnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

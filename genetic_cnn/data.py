@@ -1,0 +1,224 @@
+"""Datasets as normalized in-memory tensors: train, validation (fitness) and test splits.
+
+Every image is converted to a float tensor once, so training never runs per-sample transforms or a
+DataLoader: a whole split is indexed by slices of a permutation (``genetic_cnn.train``). Splits and
+subsets come from numpy generators seeded with the run seed, one independent stream per purpose, so
+e.g. changing ``test_subset`` never changes which images are held out for validation.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genetic_cnn.config import DataConfig
+from genetic_cnn.errors import UserError
+
+NUM_CLASSES = 10  # every supported dataset has ten classes
+PAPER_VALIDATION = 10_000  # the paper holds out 10,000 training images when there are at least 50,000
+DIGITS_TEST_FRACTION = 0.2  # scikit-learn's digits come without an official test split
+
+# Independent random streams (spawn keys of the seed), so each choice is stable on its own.
+_STREAM_DIGITS_TEST, _STREAM_SUBSET, _STREAM_TEST_SUBSET, _STREAM_VALIDATION, _STREAM_SYNTHETIC = range(5)
+
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
+# What torchvision raises on missing, truncated or corrupt files (asserts and views included).
+_READ_ERRORS = (RuntimeError, OSError, ValueError, AssertionError, TypeError, KeyError, IndexError, EOFError, pickle.UnpicklingError)
+
+
+class DatasetError(UserError):
+    """Dataset files that are missing or unreadable, or a split that cannot be made."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors element-wise has no single truth value
+class Split:
+    images: torch.Tensor
+    """(N, C, H, W) float32, normalized with the training split's per-channel mean and std."""
+    labels: torch.Tensor
+    """(N,) int64 class indices."""
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class Datasets:
+    name: str
+    train: Split
+    validation: Split
+    """Held out of the training set; fitness is measured here."""
+    test: Split
+    """The official test set (digits: a seeded hold-out); measured and stored, never used for selection."""
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...] = ()
+    """Per-channel mean of the training split in [0, 1] pixel units; images were normalized with it."""
+    std: tuple[float, ...] = ()
+
+
+def load_datasets(config: DataConfig, seed: int) -> Datasets:
+    """Read ``config.dataset``, take the seeded subsets and validation split, and normalize."""
+    if config.dataset == "digits":
+        train_x, train_y, test_x, test_y = _load_digits(seed)
+    elif config.dataset == "synthetic":
+        train_x, train_y, test_x, test_y = _make_synthetic(seed)
+    elif config.dataset in ("mnist", "fashion-mnist", "cifar10"):
+        train_x, train_y, test_x, test_y = _load_torchvision(config.dataset, Path(config.root).expanduser(), config.download)
+    else:
+        raise DatasetError(f"data.dataset = {config.dataset!r} is not one of digits, mnist, fashion-mnist, cifar10, synthetic")
+
+    if config.subset:
+        keep = _subset(len(train_y), config.subset, _rng(seed, _STREAM_SUBSET))
+        train_x, train_y = train_x[torch.from_numpy(keep)], train_y[torch.from_numpy(keep)]
+    if config.test_subset:
+        keep = _subset(len(test_y), config.test_subset, _rng(seed, _STREAM_TEST_SUBSET))
+        test_x, test_y = test_x[torch.from_numpy(keep)], test_y[torch.from_numpy(keep)]
+
+    count = validation_count(config.validation, len(train_y))
+    if not 0 < count < len(train_y):
+        raise DatasetError(
+            f"data.validation = {config.validation:g} gives {count} validation images out of {len(train_y)} training "
+            f"images; it must leave at least one on each side (use a smaller data.validation or a larger data.subset)"
+        )
+    order = _rng(seed, _STREAM_VALIDATION).permutation(len(train_y))
+    # Sorted indices read memory in order (faster gathers); training shuffles every epoch anyway.
+    val_index, train_index = torch.from_numpy(np.sort(order[:count])), torch.from_numpy(np.sort(order[count:]))
+
+    train_images = _to_unit_float(train_x[train_index])
+    channels = train_images.shape[1]
+    mean = train_images.mean(dim=(0, 2, 3))
+    std = train_images.std(dim=(0, 2, 3))
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant channel stays constant, not NaN
+    shape = (1, channels, 1, 1)
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return images.sub_(mean.view(shape)).div_(std.view(shape))
+
+    return Datasets(
+        name=config.dataset,
+        train=Split(normalize(train_images), train_y[train_index].contiguous()),
+        validation=Split(normalize(_to_unit_float(train_x[val_index])), train_y[val_index].contiguous()),
+        test=Split(normalize(_to_unit_float(test_x)), test_y.contiguous()),
+        num_classes=NUM_CLASSES,
+        input_shape=(channels, int(train_images.shape[2]), int(train_images.shape[3])),
+        mean=tuple(float(value) for value in mean),
+        std=tuple(float(value) for value in std),
+    )
+
+
+def validation_count(validation: float, train_size: int) -> int:
+    """Images to hold out: a count, a fraction when below 1, or 0 for the automatic rule."""
+    if validation == 0:
+        return PAPER_VALIDATION if train_size >= 50_000 else train_size // 6
+    if validation < 1:
+        return int(round(validation * train_size))
+    return int(validation)
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+def _subset(size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a seeded subset of ``count`` items (all of them when count >= size)."""
+    if count >= size:
+        return np.arange(size)
+    return np.sort(rng.permutation(size)[:count])
+
+
+def _to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """Pixels as float32 in [0, 1] (uint8 files) or as they are (already float); always a new tensor."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images.to(torch.float32, copy=True)
+
+
+# --- bundled and generated data ---------------------------------------------------------------
+
+
+def _load_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits  # imported here: scikit-learn is slow to import
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # pixels are 0..16
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    order = _rng(seed, _STREAM_DIGITS_TEST).permutation(len(labels))
+    test_count = int(round(DIGITS_TEST_FRACTION * len(labels)))
+    test, train = torch.from_numpy(np.sort(order[:test_count])), torch.from_numpy(np.sort(order[test_count:]))
+    return images[train], labels[train], images[test], labels[test]
+
+
+SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_NOISE = 600, 200, 0.6
+
+
+def _make_synthetic(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ten fixed 8x8 class patterns, shifted by up to a pixel, plus Gaussian noise: learnable in seconds.
+
+    The patterns come from a fixed generator so the task is the same for every seed; the seed picks
+    the samples, shifts and noise.
+    """
+    patterns = np.random.default_rng(20170301).choice([-1.0, 1.0], size=(NUM_CLASSES, 8, 8))
+    rng = _rng(seed, _STREAM_SYNTHETIC)
+    total = SYNTHETIC_TRAIN + SYNTHETIC_TEST
+    labels = rng.permutation(np.arange(total) % NUM_CLASSES)  # balanced classes
+    images = patterns[labels]
+    shifts = rng.integers(-1, 2, size=(total, 2))
+    for axis in (0, 1):  # rolling by the same shift at once keeps this vectorized per shift value
+        for shift in (-1, 1):
+            rows = shifts[:, axis] == shift
+            images[rows] = np.roll(images[rows], shift, axis=axis + 1)
+    images = images + SYNTHETIC_NOISE * rng.standard_normal(images.shape)
+    x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    return x[:SYNTHETIC_TRAIN], y[:SYNTHETIC_TRAIN], x[SYNTHETIC_TRAIN:], y[SYNTHETIC_TRAIN:]
+
+
+# --- torchvision files ------------------------------------------------------------------------
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Read the files with torchvision's own classes, then take ``.data``/``.targets`` once."""
+    from torchvision import datasets  # imported here: only these three datasets need torchvision
+
+    if name == "cifar10":
+        cls: type = datasets.CIFAR10
+        folder, files = root / "cifar-10-batches-py", _CIFAR_FILES
+        how = "extract cifar-10-python.tar.gz into " + str(root)
+    else:
+        cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+        folder, files = root / cls.__name__ / "raw", _MNIST_FILES
+        how = "put the gunzipped files there"
+    try:
+        parts = [cls(str(root), train=train, download=download) for train in (True, False)]
+    except _READ_ERRORS as error:
+        missing = [file for file in files if not (folder / file).is_file()]
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if missing:
+            tried = f"download failed ({reason}); " if download else ""
+            raise DatasetError(
+                f"{name} files not found: {tried}expected {folder}/{{{', '.join(files)}}} but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing; set data.download = true (needs internet) or {how}"
+            ) from None
+        raise DatasetError(
+            f"{name} files in {folder} are truncated or corrupt ({type(error).__name__}: {reason}); "
+            f"delete them and set data.download = true, or {how} again"
+        ) from None
+
+    tensors: list[torch.Tensor] = []
+    for part in parts:
+        if name == "cifar10":  # numpy (N, H, W, C) uint8 and a list of ints
+            images = torch.from_numpy(np.ascontiguousarray(part.data.transpose(0, 3, 1, 2)))
+            labels = torch.as_tensor(part.targets, dtype=torch.int64)
+        else:  # uint8 tensor (N, H, W) and int64 tensor
+            images, labels = part.data.unsqueeze(1), part.targets.to(torch.int64)
+        if len(images) != len(labels) or len(labels) == 0:
+            raise DatasetError(f"{name} files in {folder} hold {len(images)} images but {len(labels)} labels; replace them")
+        if int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES:
+            raise DatasetError(f"{name} files in {folder} have labels outside 0..{NUM_CLASSES - 1}; replace them")
+        tensors += [images, labels]
+    return tensors[0], tensors[1], tensors[2], tensors[3]

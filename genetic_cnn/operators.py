@@ -1,0 +1,115 @@
+"""Genetic operators of Algorithm 1 (Xie & Yuille 2017, section 3.2; PAPER.md section 2).
+
+Pure functions: each takes an explicit ``numpy.random.Generator`` and never touches global
+random state, so a run is reproducible from its seed.
+
+Order of random draws in ``next_generation`` (fixed; changing it changes every seeded run):
+
+1. Selection: one ``rng.random(N)``, mapped through the cumulative roulette weights.
+2. Crossover, for each pair (slots 2n-1, 2n), n = 1 ... floor(N/2), in order: one ``rng.random()``
+   (the pair is crossed when it is < p_C); for a crossed pair, one ``rng.random(S)`` (stage s is
+   swapped when its draw is < q_C).
+3. Mutation, for each slot i = 1 ... N in order, skipping the crossed slots: one ``rng.random()``
+   (mutated when it is < p_M); for a mutated slot, one ``rng.random(L)`` (bit j flips when its
+   draw is < q_M).
+
+``initialize`` draws the N genomes one after another, L bits each (``Genome.random``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.genome import Genome
+
+INIT_MODES = ("random", "zeros")
+
+
+@dataclass(frozen=True)
+class GenerationLog:
+    """What one breeding step did, slot by slot (0-based slots of the new generation).
+
+    ``parents[i]``: index in the previous generation of the individual selected into slot i.
+    ``crossed[i]``: slot i's pair was chosen for crossover (p_C), even if no stage was swapped.
+    ``mutated[i]``: slot i was chosen for mutation (p_M), even if no bit flipped.
+    """
+
+    parents: tuple[int, ...]
+    crossed: tuple[bool, ...]
+    mutated: tuple[bool, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(value) for key, value in asdict(self).items()}
+
+
+def initialize(nodes: Sequence[int], size: int, rng: np.random.Generator, mode: str = "random") -> list[Genome]:
+    """Algorithm 1, step 1: N individuals, every bit from Bernoulli(0.5) ("random") or all zeros ("zeros")."""
+    if mode == "random":
+        return [Genome.random(nodes, rng) for _ in range(size)]
+    if mode == "zeros":
+        return [Genome.zeros(nodes)] * size
+    raise ValueError(f"initialization mode {mode!r} is not one of {', '.join(INIT_MODES)}")
+
+
+def roulette_select(fitness: Sequence[float], size: int, rng: np.random.Generator) -> list[int]:
+    """Russian roulette: ``size`` independent draws with replacement, P(n) proportional to r_n - r_min.
+
+    The worst individual is never drawn when another one is better; all equal gives uniform draws.
+    Non-finite fitness (NaN, a failed individual) counts as the worst: never drawn unless all are.
+    """
+    values = np.asarray(fitness, dtype=float)
+    if values.size == 0:
+        raise ValueError("roulette selection needs at least one fitness value")
+    finite = np.isfinite(values)
+    if not finite.any():
+        weights = np.ones(len(values))
+    else:
+        weights = np.where(finite, values - values[finite].min(), 0.0)
+        if weights.sum() <= 0:
+            weights = finite.astype(float)
+    cumulative = np.cumsum(weights)
+    picks = np.searchsorted(cumulative, rng.random(size) * cumulative[-1], side="right")
+    return np.minimum(picks, np.flatnonzero(weights)[-1]).tolist()  # guards u * total rounding up to total
+
+
+def crossover(a: Genome, b: Genome, q: float, rng: np.random.Generator) -> tuple[Genome, Genome]:
+    """Swap each pair of corresponding stages independently with probability q_C (the stage is the unit)."""
+    if a.nodes != b.nodes:
+        raise ValueError(f"cannot cross genomes of nodes {a.nodes} and {b.nodes}")
+    swap = rng.random(a.num_stages) < q
+    first = tuple(sb if s else sa for sa, sb, s in zip(a.stages, b.stages, swap, strict=True))
+    second = tuple(sa if s else sb for sa, sb, s in zip(a.stages, b.stages, swap, strict=True))
+    return Genome(a.nodes, first), Genome(a.nodes, second)
+
+
+def mutate(g: Genome, q: float, rng: np.random.Generator) -> Genome:
+    """Flip each bit independently with probability q_M."""
+    flips = rng.random(len(g)) < q
+    return Genome.from_bits((np.asarray(g.bits) ^ flips).tolist(), g.nodes)
+
+
+def next_generation(
+    population: Sequence[Genome], fitness: Sequence[float], config: EvolutionConfig, rng: np.random.Generator
+) -> tuple[list[Genome], GenerationLog]:
+    """Algorithm 1, one step t: selection, crossover, mutation (draw order in the module docstring)."""
+    size = len(population)
+    if len(fitness) != size:
+        raise ValueError(f"{len(fitness)} fitness values given for {size} individuals")
+    parents = roulette_select(fitness, size, rng)
+    offspring = [population[index] for index in parents]
+    crossed = [False] * size
+    for i in range(0, size - 1, 2):  # pairs (M_2n-1, M_2n), n = 1 ... floor(N/2)
+        if rng.random() < config.p_crossover:
+            offspring[i], offspring[i + 1] = crossover(offspring[i], offspring[i + 1], config.q_crossover, rng)
+            crossed[i] = crossed[i + 1] = True
+    mutated = [False] * size
+    for i in range(size):  # only individuals that did not undergo crossover
+        if not crossed[i] and rng.random() < config.p_mutation:
+            offspring[i] = mutate(offspring[i], config.q_mutation, rng)
+            mutated[i] = True
+    return offspring, GenerationLog(tuple(parents), tuple(crossed), tuple(mutated))

@@ -1,0 +1,160 @@
+"""The generational loop of Genetic CNN (paper, Algorithm 1) behind an ask/tell boundary.
+
+The search proposes genomes (``ask``), someone else trains them, and the fitness comes back
+(``tell``), one value per individual in order; failed evaluations come back as values (0.0 or
+NaN), never as exceptions. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
+baseline at the same budget N(T+1). No torch here.
+
+Seeds: the search draws from ``default_rng(SeedSequence(seed))``; evaluation (generation, slot)
+trains with ``evaluation_seed(seed, generation, slot)``, from ``SeedSequence(seed, spawn_key=
+(generation, slot))``: streams independent of the search's and of the order of execution.
+A run is replayed (e.g. to resume) by asking and telling the recorded fitness again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import fmean
+from typing import Any
+
+import numpy as np
+
+from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.genome import Genome
+from genetic_cnn.operators import GenerationLog, initialize, next_generation
+
+IDENTITIES = ("string", "architecture")
+
+
+def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
+    """A 31-bit seed for one evaluation, fixed by its place in the run (never by execution order)."""
+    sequence = np.random.SeedSequence(run_seed, spawn_key=(generation, slot))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0]) & 0x7FFF_FFFF
+
+
+class _GenerationalSearch:
+    """ask/tell bookkeeping shared by both strategies; subclasses say how a generation is bred."""
+
+    def __init__(self, config: EvolutionConfig, nodes: Sequence[int], seed: int) -> None:
+        self.config, self.nodes, self.seed = config, tuple(nodes), seed
+        self._rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.generation = 0  # the generation ask() returns; T + 1 once done()
+        self.last_log: GenerationLog | None = None
+        self._population = self._initial_population()
+
+    def ask(self) -> list[Genome]:
+        """The current generation, to evaluate; the same list until ``tell``."""
+        if self.done():
+            raise RuntimeError(f"the search is done: generations 0..{self.config.generations} were evaluated")
+        return list(self._population)
+
+    def tell(self, fitness: Sequence[float]) -> None:
+        """Fitness of each individual of ``ask()``, in order (NaN = failed); breeds the next generation."""
+        values = [float(value) for value in fitness]
+        if self.done():
+            raise RuntimeError("tell() after the last generation; the search is done")
+        if len(values) != len(self._population):
+            raise ValueError(f"{len(values)} fitness values given for {len(self._population)} individuals")
+        if self.generation < self.config.generations:
+            self._population = self._breed(values)
+        self.generation += 1
+
+    def done(self) -> bool:
+        """True once generations 0 ... T have all been told (N(T+1) evaluations)."""
+        return self.generation > self.config.generations
+
+    def rng_state(self) -> dict[str, Any]:
+        """The bit generator's state after the last step (JSON-serialisable), for the run database."""
+        return dict(self._rng.bit_generator.state)
+
+    def _initial_population(self) -> list[Genome]:
+        raise NotImplementedError
+
+    def _breed(self, fitness: list[float]) -> list[Genome]:
+        raise NotImplementedError
+
+
+class GeneticSearch(_GenerationalSearch):
+    """Algorithm 1. ask() returns the generation to evaluate; tell(fitness) gives one fitness per individual.
+
+    Algorithm 1 (Xie & Yuille 2017)                   here
+    1. Initialization: N individuals, Bernoulli(0.5)  ``initialize`` (or all zeros, ``config.init``)
+       per bit; evaluate them.                        ask() / train / tell()
+    2. for t = 1 ... T:                               each tell() of generations 0 ... T-1
+         Selection (roulette, r_n - r_min)            ``operators.roulette_select``
+         Crossover (pairs, p_C; stages, q_C)          ``operators.crossover``
+         Mutation (not crossed, p_M; bits, q_M)       ``operators.mutate``
+         Evaluation (re-evaluated: mean of all)       ask() / train / tell(), ``FitnessLedger``
+    """
+
+    def _initial_population(self) -> list[Genome]:
+        return initialize(self.nodes, self.config.population, self._rng, mode=self.config.init)
+
+    def _breed(self, fitness: list[float]) -> list[Genome]:
+        population, self.last_log = next_generation(self._population, fitness, self.config, self._rng)
+        return population
+
+
+class RandomSearch(_GenerationalSearch):
+    """Baseline: every generation is N fresh genomes, Bernoulli(0.5) per bit, whatever the fitness.
+
+    Same budget N(T+1) as ``GeneticSearch``; ``config.init`` is ignored. With the same seed its
+    generation 0 equals the genetic search's random initial generation.
+    """
+
+    def _initial_population(self) -> list[Genome]:
+        return initialize(self.nodes, self.config.population, self._rng, mode="random")
+
+    def _breed(self, fitness: list[float]) -> list[Genome]:
+        return initialize(self.nodes, self.config.population, self._rng, mode="random")
+
+
+def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> GeneticSearch | RandomSearch:
+    """The search named by ``config.strategy``: genetic (the paper) or random."""
+    if config.strategy == "genetic":
+        return GeneticSearch(config, nodes, seed)
+    if config.strategy == "random":
+        return RandomSearch(config, nodes, seed)
+    raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of genetic, random")
+
+
+class FitnessLedger:
+    """The paper's re-evaluation rule: an individual's fitness is the mean over all its evaluations.
+
+    ``identity`` says which genomes are the same individual: "string" (the exact bits) or
+    "architecture" (strings that decode to the same network, ``Genome.architecture_key``).
+    The caller records failed or diverged evaluations as 0.0.
+    """
+
+    def __init__(self, identity: str = "string") -> None:
+        if identity not in IDENTITIES:
+            raise ValueError(f"identity {identity!r} is not one of {', '.join(IDENTITIES)}")
+        self.identity = identity
+        self._evaluations: dict[str, list[float]] = {}
+
+    def identity_of(self, genome: Genome) -> str:
+        return str(genome) if self.identity == "string" else genome.architecture_key()
+
+    def record(self, genome: Genome, accuracy: float) -> None:
+        if not math.isfinite(accuracy):
+            raise ValueError(f"accuracy {accuracy!r} of {genome} is not finite; record a failure as 0.0")
+        self._evaluations.setdefault(self.identity_of(genome), []).append(float(accuracy))
+
+    def evaluations(self, genome: Genome) -> tuple[float, ...]:
+        return tuple(self._evaluations.get(self.identity_of(genome), ()))
+
+    def mean(self, genome: Genome) -> float | None:
+        """Mean of all evaluations so far; None when never evaluated."""
+        values = self._evaluations.get(self.identity_of(genome))
+        return fmean(values) if values else None
+
+    def count(self, genome: Genome) -> int:
+        return len(self._evaluations.get(self.identity_of(genome), ()))
+
+    def known(self, genome: Genome) -> bool:
+        return self.identity_of(genome) in self._evaluations
+
+    def __len__(self) -> int:
+        """Number of distinct individuals evaluated."""
+        return len(self._evaluations)
