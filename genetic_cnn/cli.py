@@ -43,6 +43,38 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from genetic_cnn.config import load_config
+    from genetic_cnn.evolution import start_run
+
+    config = load_config(args.config, args.set)
+    folder = start_run(config, out=args.out, progress=not args.quiet)
+    print(f"results: {folder}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from genetic_cnn.evolution import resume_run
+
+    folder = resume_run(args.run, progress=not args.quiet)
+    print(f"results: {folder}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from genetic_cnn.export import export_evaluations
+    from genetic_cnn.store import load_run
+
+    with load_run(args.run) as run:
+        text = export_evaluations(run, args.format)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def user_input(parse: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Call a parser of user input; its ValueError is the user's to fix, not a crash."""
     try:
@@ -67,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--preset", default="mnist", help="network preset (default mnist)")
     show.add_argument("--out", type=Path, help="write a PNG drawing of the stages here")
     show.set_defaults(func=cmd_show)
+
+    evolve = sub.add_parser("evolve", help="run an evolution (with no options: the quick digits demo)")
+    evolve.add_argument("--config", type=Path, help="TOML config (default: the built-in demo settings)")
+    evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set evolution.population=10 (repeatable)")  # fmt: skip
+    evolve.add_argument("--out", type=Path, help="run folder (default runs/<dataset>-<strategy>-<time>)")
+    evolve.add_argument("--quiet", action="store_true", help="no progress bars")
+    evolve.set_defaults(func=cmd_evolve)
+
+    resume = sub.add_parser("resume", help="continue a stopped run; completed evaluations are kept")
+    resume.add_argument("run", type=Path, help="run folder")
+    resume.add_argument("--quiet", action="store_true", help="no progress bars")
+    resume.set_defaults(func=cmd_resume)
+
+    export = sub.add_parser("export", help="write a run's evaluations as CSV or JSON")
+    export.add_argument("run", type=Path, help="run folder")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -25,10 +25,33 @@ DIGITS_TEST_FRACTION = 0.2  # scikit-learn's digits come without an official tes
 # Independent random streams (spawn keys of the seed), so each choice is stable on its own.
 _STREAM_DIGITS_TEST, _STREAM_SUBSET, _STREAM_TEST_SUBSET, _STREAM_VALIDATION, _STREAM_SYNTHETIC = range(5)
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
+_MNIST_FILES: tuple[str, ...] = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_CIFAR_FILES: tuple[str, ...] = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
 # What torchvision raises on missing, truncated or corrupt files (asserts and views included).
-_READ_ERRORS = (RuntimeError, OSError, ValueError, AssertionError, TypeError, KeyError, IndexError, EOFError, pickle.UnpicklingError)
+_READ_ERRORS = (
+    RuntimeError,
+    OSError,
+    ValueError,
+    AssertionError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    pickle.UnpicklingError,
+)
 
 
 class DatasetError(UserError):
@@ -57,7 +80,8 @@ class Datasets:
     num_classes: int
     input_shape: tuple[int, int, int]
     mean: tuple[float, ...] = ()
-    """Per-channel mean of the training split in [0, 1] pixel units; images were normalized with it."""
+    """Per-channel mean of the training split, the images were normalized with it: in [0, 1] pixel units
+    (files' uint8 / 255, digits' 0..16 / 16; synthetic data as generated)."""
     std: tuple[float, ...] = ()
 
 
@@ -68,9 +92,13 @@ def load_datasets(config: DataConfig, seed: int) -> Datasets:
     elif config.dataset == "synthetic":
         train_x, train_y, test_x, test_y = _make_synthetic(seed)
     elif config.dataset in ("mnist", "fashion-mnist", "cifar10"):
-        train_x, train_y, test_x, test_y = _load_torchvision(config.dataset, Path(config.root).expanduser(), config.download)
+        train_x, train_y, test_x, test_y = _load_torchvision(
+            config.dataset, Path(config.root).expanduser(), config.download
+        )
     else:
-        raise DatasetError(f"data.dataset = {config.dataset!r} is not one of digits, mnist, fashion-mnist, cifar10, synthetic")
+        raise DatasetError(
+            f"data.dataset = {config.dataset!r} is not one of digits, mnist, fashion-mnist, cifar10, synthetic"
+        )
 
     if config.subset:
         keep = _subset(len(train_y), config.subset, _rng(seed, _STREAM_SUBSET))
@@ -181,28 +209,36 @@ def _make_synthetic(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 # --- torchvision files ------------------------------------------------------------------------
 
 
-def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _load_torchvision(
+    name: str, root: Path, download: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Read the files with torchvision's own classes, then take ``.data``/``.targets`` once."""
     from torchvision import datasets  # imported here: only these three datasets need torchvision
 
     if name == "cifar10":
         cls: type = datasets.CIFAR10
         folder, files = root / "cifar-10-batches-py", _CIFAR_FILES
-        how = "extract cifar-10-python.tar.gz into " + str(root)
+        how = f"extract cifar-10-python.tar.gz into {root}"
     else:
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         folder, files = root / cls.__name__ / "raw", _MNIST_FILES
-        how = "put the gunzipped files there"
+        how = "put the files there, gunzipped"
     try:
         parts = [cls(str(root), train=train, download=download) for train in (True, False)]
     except _READ_ERRORS as error:
         missing = [file for file in files if not (folder / file).is_file()]
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = " ".join(str(error).split())[:300] or type(error).__name__  # one line, however long the error
         if missing:
-            tried = f"download failed ({reason}); " if download else ""
+            which = "none of them is there" if len(missing) == len(files) else f"missing: {', '.join(missing)}"
+            if any((folder / f"{file}.gz").is_file() for file in missing):
+                which += " (there are .gz files: gunzip them in place)"
+            fix = (
+                f"the download failed ({reason}); check the internet connection or {how}"
+                if download
+                else f"set data.download = true (needs internet) or {how}"
+            )
             raise DatasetError(
-                f"{name} files not found: {tried}expected {folder}/{{{', '.join(files)}}} but {', '.join(missing)} "
-                f"{'is' if len(missing) == 1 else 'are'} missing; set data.download = true (needs internet) or {how}"
+                f"{name} files not found: expected {folder}/{{{', '.join(files)}}}, {which}; {fix}"
             ) from None
         raise DatasetError(
             f"{name} files in {folder} are truncated or corrupt ({type(error).__name__}: {reason}); "
@@ -217,7 +253,9 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tens
         else:  # uint8 tensor (N, H, W) and int64 tensor
             images, labels = part.data.unsqueeze(1), part.targets.to(torch.int64)
         if len(images) != len(labels) or len(labels) == 0:
-            raise DatasetError(f"{name} files in {folder} hold {len(images)} images but {len(labels)} labels; replace them")
+            raise DatasetError(
+                f"{name} files in {folder} hold {len(images)} images but {len(labels)} labels; replace them"
+            )
         if int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES:
             raise DatasetError(f"{name} files in {folder} have labels outside 0..{NUM_CLASSES - 1}; replace them")
         tensors += [images, labels]

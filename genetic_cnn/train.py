@@ -111,6 +111,7 @@ def learning_rates(config: TrainConfig, validation_losses: list[float] | None = 
     rates = []
     for epoch in range(total_epochs(config)):
         rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradients, so nothing moves; it keeps the scheduler's call-order check quiet
         _advance(scheduler, validation_losses[epoch] if validation_losses is not None else None)
     return rates
 
@@ -188,8 +189,8 @@ def train_model(
                     break
     bar.close()
 
-    accuracy, loss = measured or _evaluate(model, val_images, val_labels, config.eval_batch_size)
-    return TrainResult(accuracy, loss, train_loss, epochs_run, diverged, time.perf_counter() - started)
+    accuracy, validation_loss = measured or _evaluate(model, val_images, val_labels, config.eval_batch_size)
+    return TrainResult(accuracy, validation_loss, train_loss, epochs_run, diverged, time.perf_counter() - started)
 
 
 def batch_bounds(size: int, batch: int) -> list[tuple[int, int]]:

@@ -1,0 +1,59 @@
+"""What crosses the ask/tell boundary: evaluation tasks and their results. Plain data, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+OK, DIVERGED, FAILED, REUSED = "ok", "diverged", "failed", "reused"
+STATUSES = (OK, DIVERGED, FAILED, REUSED)
+
+
+@dataclass(frozen=True)
+class EvaluationTask:
+    """Train genome ``genome`` (paper notation) with ``seed``: slot ``slot`` of generation ``generation``."""
+
+    generation: int
+    slot: int
+    genome: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One evaluation's outcome. ``accuracy`` is on the validation split and is the fitness input.
+
+    Status: ok; diverged (NaN/inf loss, fitness 0); failed (training raised, fitness 0, ``error``
+    says why); reused (not trained: the mean of earlier evaluations of the same individual).
+    """
+
+    generation: int
+    slot: int
+    genome: str
+    key: str
+    seed: int
+    status: str
+    accuracy: float = 0.0
+    test_accuracy: float | None = None
+    loss: float | None = None
+    train_loss: float | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    batch_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fitness_input(self) -> float:
+        """What this evaluation contributes to the paper's mean: failures count as 0."""
+        return self.accuracy if self.status in (OK, REUSED) else 0.0
+
+    @property
+    def trained(self) -> bool:
+        return self.status != REUSED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def moved(self, generation: int, slot: int, seed: int) -> EvaluationResult:
+        return replace(self, generation=generation, slot=slot, seed=seed)
