@@ -6,6 +6,8 @@ Bad input (a UserError or ValueError from parsing) is printed on one line, exit 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +16,9 @@ from typing import TypeVar
 from genetic_cnn.errors import UserError
 
 T = TypeVar("T")
+
+# Modules that add their own subcommand with ``add_parser(subparsers)``; imported cheaply (no torch).
+FEATURE_COMMANDS = ("genetic_cnn.report", "genetic_cnn.final", "genetic_cnn.lr_find")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -118,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     export.set_defaults(func=cmd_export)
+
+    for name in FEATURE_COMMANDS:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).add_parser(sub)
     return parser
 
 
