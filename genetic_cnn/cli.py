@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,12 +50,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from genetic_cnn.config import load_config
+    from genetic_cnn.config import DEMO, load_config
     from genetic_cnn.evolution import start_run
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, args.set, defaults=None if args.config else DEMO)
     folder = start_run(config, out=args.out, progress=not args.quiet)
-    print(f"results: {folder}")
+    _print_outcome(folder)
     return 0
 
 
@@ -62,8 +63,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from genetic_cnn.evolution import resume_run
 
     folder = resume_run(args.run, progress=not args.quiet)
-    print(f"results: {folder}")
+    _print_outcome(folder)
     return 0
+
+
+def _print_outcome(folder: Path) -> None:
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    test = summary["best_test_accuracy"]
+    test_text = f", test accuracy {100 * test:.2f}%" if test is not None else ""
+    print(f"best genome {summary['best_genome']}: fitness {100 * summary['best_fitness']:.2f}%{test_text}")
+    print(f"results: {folder}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -130,7 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_on_sigterm() -> None:
+    """`kill` stops a run as Ctrl-C does: the run is marked interrupted and can be resumed."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _interrupt_on_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -185,9 +185,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config (or the defaults), apply ``section.key=value`` overrides, validate."""
-    raw: dict[str, Any] = {}
+# `genetic-cnn evolve` with no --config: a small search on the bundled digits that finishes in a
+# few minutes on two CPU cores. experiments/configs/demo.toml holds the same (a test keeps them equal).
+DEMO: dict[str, dict[str, Any]] = {
+    "data": {"dataset": "digits"},
+    "space": {"preset": "digits"},
+    "evolution": {"population": 10, "generations": 8},
+    "train": {"schedule": [[8, 3e-3], [2, 3e-4]], "batch_size": 64},
+    "run": {"seed": 0, "device": "cpu"},
+}
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, defaults: dict[str, Any] | None = None
+) -> Config:
+    """Read a TOML config (or ``defaults``, else the built-in defaults), apply ``section.key=value`` overrides, validate."""
+    raw: dict[str, Any] = {section: dict(values) for section, values in (defaults or {}).items()}
     if path is not None:
         path = Path(path)
         if not path.is_file():

@@ -10,6 +10,7 @@ import torch
 
 from genetic_cnn.config import Config
 from genetic_cnn.data import Datasets, load_datasets
+from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import NetworkPreset
@@ -21,7 +22,13 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` is the GPU when there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"run.device = {name!r} but no CUDA GPU is available here; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"run.device = {name!r} but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -7,22 +7,24 @@ resumed run ends with exactly the history of an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from genetic_cnn.config import Config
+from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, make_executor
 from genetic_cnn.genome import Genome
 from genetic_cnn.records import REUSED, EvaluationResult, EvaluationTask
 from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
-from genetic_cnn.store import GenerationRecord, RunStore, StoreError
+from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError
 
 Echo = Callable[[str], None]
 
@@ -124,6 +126,7 @@ class Evolution:
             bar.update(1)
         bar.close()
         self.store.set_status("finished")
+        write_summary(self.store, self.summaries)
         return self.summaries
 
     def _evaluate_generation(
@@ -171,6 +174,31 @@ class Evolution:
         return [results[slot] for slot in range(len(population))]
 
 
+def best_individual(store: RunStore) -> tuple[str, float, float | None]:
+    """The genome with the highest fitness in any generation, and its mean test accuracy."""
+    best_genome, best_fitness = "", -1.0
+    for record in store.generations():
+        for genome, fitness in zip(record.genomes, record.fitness):
+            if fitness >= best_fitness:
+                best_genome, best_fitness = genome, fitness
+    tests = [e.test_accuracy for e in store.evaluations() if e.genome == best_genome and e.test_accuracy is not None]
+    return best_genome, best_fitness, (statistics.fmean(tests) if tests else None)
+
+
+def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
+    """summary.json beside the database: the best genome and the paper-style table."""
+    genome, fitness, test_accuracy = best_individual(store)
+    summary = {
+        "best_genome": genome,
+        "best_fitness": fitness,
+        "best_test_accuracy": test_accuracy,
+        "generations": [asdict(row) for row in summaries],
+    }
+    path = store.folder / "summary.json"
+    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 def _bar(**kwargs: Any) -> Any:
     from tqdm.auto import tqdm
 
@@ -186,9 +214,27 @@ def _tqdm_write(line: str) -> None:
 def start_run(config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None) -> Path:
     """Create a run folder for ``config`` and evolve to the end; returns the folder."""
     folder = Path(out or config.run.out or default_run_folder(config))
+    existed = folder.exists()
     store = RunStore.create(folder, config, environment())
     (folder / "config.toml").write_text(config.to_toml(), encoding="utf-8")
-    return _drive(store, progress, echo)
+    try:
+        return _drive(store, progress, echo)
+    except UserError:
+        if not load_run_evaluations_exist(folder):
+            _remove_empty_run(folder, remove_folder=not existed)  # bad input: leave no half-made run behind
+        raise
+
+
+def load_run_evaluations_exist(folder: Path) -> bool:
+    with RunStore.open(folder, readonly=True) as store:
+        return bool(store.evaluations())
+
+
+def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
+    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, "config.toml"):
+        (folder / name).unlink(missing_ok=True)
+    if remove_folder and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def resume_run(folder: str | Path, progress: bool = True, echo: Echo | None = None) -> Path:

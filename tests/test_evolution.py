@@ -3,22 +3,12 @@
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
 from genetic_cnn.records import OK, REUSED
 from genetic_cnn.store import load_run
-
-TINY = [
-    "data.dataset=synthetic",
-    "space.preset=digits",
-    "space.channels=[4, 8]",
-    "evolution.population=4",
-    "evolution.generations=2",
-    "train.schedule=[[1, 0.003]]",
-    "train.batch_size=64",
-    "run.device=cpu",
-]
 
 
 def tiny_run(folder: Path, *extra: str) -> Path:

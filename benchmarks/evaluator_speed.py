@@ -1,0 +1,329 @@
+"""How fast is the project's evaluator on real MNIST, against the ceiling and against a plain baseline?
+
+For the MNIST preset and a fixed sample of genomes (all zeros plus ``--genomes`` drawn from a seeded
+generator) this times, in one run and on the same genomes, images, epochs and batch size:
+
+(a) the project's evaluation: ``build_network``, ``train_model`` for one epoch on the training
+    images, then the validation and test measurements, the calls ``Evaluator`` makes; it reports
+    training images/s and the FLOP/s achieved (forward and backward FLOPs per image counted with
+    ``FlopCounterMode``), as a fraction of this machine's dense float32 matmul rate, measured in
+    the same run (``torch.mm`` of two 2048 x 2048 matrices, repeated): the practical ceiling;
+(b) a plain baseline written the way most PyTorch code does it: ``torchvision.datasets.MNIST`` with
+    a per-sample ``Compose([ToTensor(), Normalize])``, a ``DataLoader`` that shuffles, a standard
+    train loop (``loss.item()`` every batch) and a ``no_grad`` evaluation loop.
+
+Prints a table and writes JSON to benchmarks/results/<name>.json (or ``--json PATH``).
+
+    python benchmarks/evaluator_speed.py --root DIR        # DIR/MNIST/raw/ holds the IDX files
+    python benchmarks/evaluator_speed.py --mnist-gz DIR    # DIR holds the four *.gz files
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import add_data_arguments, load_average, machine, matmul_rate, mnist_root, table, write_json
+
+from genetic_cnn.config import DataConfig, TrainConfig
+from genetic_cnn.data import Datasets, load_datasets
+from genetic_cnn.genome import Genome
+from genetic_cnn.network import build_network, count_flops
+from genetic_cnn.presets import MNIST, NetworkPreset
+from genetic_cnn.train import evaluate_model, train_model
+
+LEARNING_RATE = 1e-3  # the MNIST preset's first phase (Adam)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # what baseline code copies from tutorials
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--images", type=int, default=4000,
+                        help="training images timed per genome (one epoch over them); 0 = the whole 50,000 (default 4000)")
+    parser.add_argument("--eval-images", type=int, default=1000,
+                        help="validation images and test images, each (default 1000; 10,000 each with --images 0)")
+    parser.add_argument("--genomes", type=int, default=4, help="random genomes besides the all-zeros one (default 4)")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, the MNIST preset's)")
+    parser.add_argument("--eval-batch-size", type=int, default=1000, help="evaluation batch of the project (default 1000)")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads; 0 = leave torch's default")
+    parser.add_argument("--channels-last", action="store_true", help="train the project's networks in channels_last")
+    parser.add_argument("--baseline-workers", type=int, default=0, help="DataLoader num_workers of the baseline (default 0)")
+    parser.add_argument("--no-baseline", action="store_true", help="time only the project's evaluator")
+    parser.add_argument("--seed", type=int, default=0, help="genome sample, image subsets, weights and shuffles")
+    parser.add_argument("--name", default="evaluator_speed", help="results file name (benchmarks/results/<name>.json)")
+    parser.add_argument("--json", help="write the JSON here instead")
+    return parser.parse_args(argv)
+
+
+def sample_genomes(count: int, seed: int, preset: NetworkPreset = MNIST) -> list[Genome]:
+    """All zeros, then ``count`` genomes of Bernoulli(0.5) bits from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    return [Genome.zeros(preset.nodes)] + [Genome.random(preset.nodes, rng) for _ in range(count)]
+
+
+@dataclass
+class Timing:
+    seconds: float
+    """The whole evaluation: build, train, measure validation and test."""
+    train_seconds: float
+    eval_seconds: float
+    accuracy: float
+    """Validation accuracy: both sides must learn, or the timing means nothing."""
+
+
+def time_project(genome: Genome, data: Datasets, config: TrainConfig, seed: int, channels_last: bool) -> Timing:
+    """The calls ``Evaluator._train`` makes, on the CPU."""
+    options: dict[str, Any] = {"channels_last": True} if channels_last else {}
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build_network(genome, MNIST)
+    result = train_model(model, data.train, data.validation, config, seed=seed, device="cpu", **options)
+    trained = time.perf_counter()
+    evaluate_model(model, data.test, config.eval_batch_size, "cpu")
+    finished = time.perf_counter()
+    # train_model ends with the validation measurement; time it again to split training from measuring.
+    again = time.perf_counter()
+    evaluate_model(model, data.validation, config.eval_batch_size, "cpu")
+    validation_seconds = time.perf_counter() - again
+    return Timing(
+        seconds=finished - started,
+        train_seconds=trained - started - validation_seconds,
+        eval_seconds=finished - trained + validation_seconds,
+        accuracy=result.accuracy,
+    )
+
+
+@dataclass
+class BaselineData:
+    train: Any
+    validation: Any
+    test: Any
+
+
+def baseline_data(root: Path, train_count: int, eval_count: int, seed: int) -> BaselineData:
+    from torch.utils.data import Subset
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    train_set = datasets.MNIST(str(root), train=True, transform=transform)
+    test_set = datasets.MNIST(str(root), train=False, transform=transform)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train_set))
+    test_order = rng.permutation(len(test_set))
+    return BaselineData(
+        Subset(train_set, order[:train_count].tolist()),
+        Subset(train_set, order[train_count : train_count + eval_count].tolist()),
+        Subset(test_set, test_order[:eval_count].tolist()),
+    )
+
+
+def time_baseline(genome: Genome, data: BaselineData, batch: int, seed: int, workers: int) -> Timing:
+    """Textbook PyTorch: DataLoader with per-sample transforms, zero_grad/backward/step, loss.item()."""
+    from torch.utils.data import DataLoader
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build_network(genome, MNIST)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    criterion = torch.nn.CrossEntropyLoss()
+    drop_last = len(data.train) % batch == 1  # batch norm cannot train on a single image
+    loader = DataLoader(data.train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=drop_last,
+                        generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    model.train()
+    running_loss = 0.0
+    for images, labels in loader:
+        optimizer.zero_grad()
+        outputs = model(images)
+        loss = criterion(outputs, labels)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()
+    trained = time.perf_counter()
+
+    accuracy = 0.0
+    model.eval()
+    for split in (data.validation, data.test):
+        correct, total, loss_sum = 0, 0, 0.0
+        with torch.no_grad():
+            for images, labels in DataLoader(split, batch_size=batch, shuffle=False, num_workers=workers):
+                outputs = model(images)
+                loss_sum += criterion(outputs, labels).item() * len(labels)
+                correct += (outputs.argmax(dim=1) == labels).sum().item()
+                total += len(labels)
+        if split is data.validation:
+            accuracy = correct / total
+    finished = time.perf_counter()
+    return Timing(finished - started, trained - started, finished - trained, accuracy)
+
+
+def warm_up(genome: Genome, images: torch.Tensor, labels: torch.Tensor, batch: int, channels_last: bool) -> None:
+    """A few untimed steps, so neither side pays oneDNN's first-call costs for this genome's shapes."""
+    model = build_network(genome, MNIST)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    for step in range(2):
+        index = slice(step * batch, (step + 1) * batch)
+        loss = F.cross_entropy(model(images[index]), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.inference_mode():
+        model(images[: 2 * batch])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    temporary: list[tempfile.TemporaryDirectory] = []
+    root = mnist_root(args, temporary)
+    load_before = load_average()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load_before:.2f}", flush=True)
+
+    full = args.images == 0
+    eval_count = 10_000 if full else args.eval_images
+    data_config = DataConfig(dataset="mnist", root=str(root)) if full else DataConfig(
+        dataset="mnist", root=str(root), subset=args.images + eval_count, validation=eval_count, test_subset=eval_count
+    )
+    data = load_datasets(data_config, seed=args.seed)
+    train_count = len(data.train)
+    config = TrainConfig(schedule=((1, LEARNING_RATE),), batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
+    baseline = None if args.no_baseline else baseline_data(root, train_count, eval_count, args.seed)
+    genomes = sample_genomes(args.genomes, args.seed)
+
+    ceiling_before = matmul_rate()
+    print(f"float32 matmul rate: {ceiling_before['best'] / 1e9:.1f} GFLOP/s", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    for genome in genomes:
+        model = build_network(genome, MNIST)
+        train_flops = count_flops(model, MNIST.input_shape, backward=True)
+        eval_flops = count_flops(model, MNIST.input_shape, backward=False)
+        warm_up(genome, data.train.images, data.train.labels, args.batch_size, args.channels_last)
+        project = time_project(genome, data, config, args.seed, args.channels_last)
+        plain = time_baseline(genome, baseline, args.batch_size, args.seed, args.baseline_workers) if baseline else None
+        row = {
+            "genome": str(genome),
+            "train_flops_per_image": train_flops,
+            "eval_flops_per_image": eval_flops,
+            "project": vars(project),
+            "baseline": vars(plain) if plain else None,
+        }
+        rows.append(row)
+        line = (f"{genome}: {train_flops / 1e6:.1f} MFLOP/image, project {train_count / project.train_seconds:.0f} "
+                f"images/s training, {project.seconds:.2f} s in all")  # fmt: skip
+        if plain:
+            line += f"; baseline {plain.seconds:.2f} s, {plain.seconds / project.seconds:.2f}x"
+        print(line, flush=True)
+
+    ceiling_after = matmul_rate()
+    ceiling = max(ceiling_before["best"], ceiling_after["best"])
+    load_after = load_average()
+
+    def summary(side: str) -> dict[str, float]:
+        train_seconds = sum(row[side]["train_seconds"] for row in rows)
+        seconds = sum(row[side]["seconds"] for row in rows)
+        train_flops = sum(row["train_flops_per_image"] * train_count for row in rows)
+        all_flops = train_flops + sum(row["eval_flops_per_image"] * 2 * eval_count for row in rows)
+        return {
+            "seconds": seconds,
+            "train_seconds": train_seconds,
+            "train_images_per_s": train_count * len(rows) / train_seconds,
+            "train_flops_per_s": train_flops / train_seconds,
+            "train_fraction_of_matmul": train_flops / train_seconds / ceiling,
+            "evaluator_images_per_s": train_count * len(rows) / seconds,
+            "evaluator_flops_per_s": all_flops / seconds,
+            "evaluator_fraction_of_matmul": all_flops / seconds / ceiling,
+        }
+
+    result: dict[str, Any] = {
+        "benchmark": "evaluator_speed",
+        "machine": machine(),
+        "load_average": {"before": load_before, "after": load_after},
+        "settings": {
+            "images": train_count,
+            "eval_images": eval_count,
+            "batch_size": args.batch_size,
+            "eval_batch_size": args.eval_batch_size,
+            "threads": torch.get_num_threads(),
+            "channels_last": args.channels_last,
+            "baseline_workers": args.baseline_workers,
+            "seed": args.seed,
+        },
+        "matmul_flops_per_s": {"before": ceiling_before, "after": ceiling_after, "ceiling": ceiling},
+        "genomes": rows,
+        "project": summary("project"),
+    }
+    if baseline:
+        result["baseline"] = summary("baseline")
+        result["speedup_vs_baseline"] = result["baseline"]["seconds"] / result["project"]["seconds"]
+        result["train_speedup_vs_baseline"] = result["baseline"]["train_seconds"] / result["project"]["train_seconds"]
+
+    print()
+    print(report(result))
+    print(f"\nwrote {write_json(result, args.name, args.json)}")
+    for folder in temporary:
+        folder.cleanup()
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    ceiling = result["matmul_flops_per_s"]["ceiling"]
+    train_count = result["settings"]["images"]
+    header = ["genome", "MFLOP/img", "images/s", "GFLOP/s", "of matmul", "val acc", "base images/s", "base acc", "speedup"]
+    rows = []
+    for row in result["genomes"]:
+        project, plain = row["project"], row["baseline"]
+        rate = train_count / project["train_seconds"]
+        cells = [row["genome"], f"{row['train_flops_per_image'] / 1e6:.1f}", f"{rate:.0f}",
+                 f"{rate * row['train_flops_per_image'] / 1e9:.1f}",
+                 f"{rate * row['train_flops_per_image'] / ceiling:.0%}", f"{project['accuracy']:.3f}"]  # fmt: skip
+        if plain:
+            cells += [f"{train_count / plain['train_seconds']:.0f}", f"{plain['accuracy']:.3f}",
+                      f"{plain['seconds'] / project['seconds']:.2f}x"]  # fmt: skip
+        else:
+            cells += ["-", "-", "-"]
+        rows.append(cells)
+    project = result["project"]
+    lines = [
+        f"training only (images/s, GFLOP/s are training; speedup is the whole evaluation), {train_count} images, "
+        f"batch {result['settings']['batch_size']}, {result['settings']['threads']} threads:",
+        table(rows, header),
+        "",
+        f"matmul ceiling          {ceiling / 1e9:8.1f} GFLOP/s (float32 2048x2048 torch.mm, best of before/after)",
+        f"project, training       {project['train_images_per_s']:8.0f} images/s  {project['train_flops_per_s'] / 1e9:6.1f} GFLOP/s"
+        f"  {project['train_fraction_of_matmul']:6.1%} of matmul",
+        f"project, whole evaluator{project['evaluator_images_per_s']:8.0f} images/s  {project['evaluator_flops_per_s'] / 1e9:6.1f} GFLOP/s"
+        f"  {project['evaluator_fraction_of_matmul']:6.1%} of matmul",
+    ]
+    if "baseline" in result:
+        plain = result["baseline"]
+        lines += [
+            f"baseline, training      {plain['train_images_per_s']:8.0f} images/s  {plain['train_flops_per_s'] / 1e9:6.1f} GFLOP/s"
+            f"  {plain['train_fraction_of_matmul']:6.1%} of matmul",
+            f"baseline, whole         {plain['evaluator_images_per_s']:8.0f} images/s",
+            f"speedup over baseline   {result['speedup_vs_baseline']:.2f}x whole evaluation, "
+            f"{result['train_speedup_vs_baseline']:.2f}x training",
+        ]
+    load = result["load_average"]
+    lines.append(f"load average            {load['before']:.2f} before, {load['after']:.2f} after")
+    if not math.isnan(load["before"]) and max(load["before"], load["after"]) > 0.5:
+        lines.append("(the machine was busy: timings are pessimistic; rerun when the load average is below 0.5)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,537 @@
+"""Final training of a found genome: the full training set, several seeds, test accuracy, exports.
+
+``genetic-cnn train GENOME --preset cifar10-large --augment --seeds 3 --out final/`` (Python:
+``train_final``) trains the network the genome encodes from scratch on the FULL training set (the
+search's training and validation splits together: nothing is held out, no choice is made on the
+result), measures it once on the test set, and repeats for each seed. The report is the test
+accuracy per seed and its mean ± std (sample standard deviation, 0 for one seed).
+
+Schedule: ``config.train`` (the preset's defaults, PAPER.md section 3, unless the config says
+otherwise). ``--epochs N`` rescales it to N epochs in total, keeping the proportions of the
+phases: phase boundaries are scaled and rounded, phases left with no epoch are dropped
+(``scale_schedule``; the step scheduler's ``step_epochs`` is scaled alike). With no held-out split
+the plateau scheduler watches the training loss, and ``train.early_stopping`` is not used.
+
+Augmentation (``--augment``): the standard CIFAR recipe, random crop with zero padding (4 pixels
+for 32x32 images, ``augment_padding``) and, on CIFAR-10 only, a random horizontal flip (digits are
+not mirror-symmetric). It runs on whole batches of tensors on the device, seeded per training seed.
+Padding is in normalized units, so it pads with the training set's mean colour.
+
+Files written to ``out`` for each seed ``k``: ``seed{k}.pt`` (the ``state_dict``) and
+``seed{k}.torchscript.pt`` (an inference export traced in eval mode; ``torch.jit.load(path)``
+works without this package, and the loaded module has ``genome`` and ``preset`` attributes and a
+``genetic_cnn.json`` extra file with the network, dataset normalization and accuracy); and one
+``results.json`` for the whole run. ``load_trained(path)`` loads either kind of file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+import tomllib
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genetic_cnn.config import Config, ConfigError, TrainConfig, load_config
+from genetic_cnn.errors import UserError
+from genetic_cnn.presets import NetworkPreset
+
+if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI starts fast
+    import torch
+    from torch import nn
+
+    from genetic_cnn.data import Split
+    from genetic_cnn.genome import Genome
+
+RESULTS = "results.json"
+METADATA = "genetic_cnn.json"
+"""Name of the extra file inside each TorchScript export."""
+PRESET_DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "cifar10-large": "cifar10", "digits": "digits"}
+"""The dataset a preset is made for, used when neither --dataset nor the config names one."""
+FLIP_DATASETS = ("cifar10",)
+"""Datasets whose images may be mirrored left-right by augmentation."""
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    genome: str
+    preset: str
+    dataset: str
+    seeds: tuple[int, ...]
+    accuracies: tuple[float, ...]
+    """Test accuracy of each seed, in [0, 1]."""
+    mean: float
+    std: float
+    """Sample standard deviation over seeds (0 for a single seed)."""
+    epochs: int
+    schedule: tuple[tuple[int, float], ...]
+    augment: bool
+    train_images: int
+    test_images: int
+    files: tuple[dict[str, str], ...]
+    """Per seed: ``weights`` (state dict) and ``torchscript`` paths."""
+    out: str
+    """The folder holding the files and ``results.json``."""
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # tuples to lists
+
+
+# --------------------------------------------------------------------------------- schedule
+def scale_schedule(train: TrainConfig, epochs: int) -> TrainConfig:
+    """``train`` with its schedule rescaled to ``epochs`` in total, the phases kept in proportion.
+
+    The cumulative phase boundaries are scaled by ``epochs / total`` and rounded half up; phases
+    left with no epoch are dropped. E.g. the CIFAR schedule 120/60/40/20 (240 epochs) becomes
+    12/6/4/2 for ``epochs=24``, and MNIST's 20/4/1 becomes 4/1 for ``epochs=5``.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"--epochs {epochs!r}: the total number of epochs must be a whole number of at least 1")
+    total = sum(count for count, _ in train.schedule)
+    if epochs == total:
+        return train
+    schedule: list[tuple[int, float]] = []
+    done, cumulative = 0, 0
+    for count, rate in train.schedule:
+        cumulative += count
+        boundary = math.floor(cumulative * epochs / total + 0.5)
+        if boundary > done:
+            schedule.append((boundary - done, rate))
+            done = boundary
+    step_epochs = max(1, math.floor(train.step_epochs * epochs / total + 0.5))
+    return replace(train, schedule=tuple(schedule), step_epochs=step_epochs)
+
+
+# --------------------------------------------------------------------------------- augmentation
+def augment_padding(height: int) -> int:
+    """Crop padding for images ``height`` pixels high: 4 for CIFAR's 32 (and MNIST's 28), 1 for 8x8."""
+    return max(1, math.floor(height / 8 + 0.5))
+
+
+def augment_batch(
+    images: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True
+) -> torch.Tensor:
+    """Random crop after zero padding by ``padding`` pixels, then (``flip``) a random horizontal flip.
+
+    One offset pair and one coin per image, all drawn from ``generator`` (on the images' device), so
+    a seeded generator gives the same batch every time. Returns a new (N, C, H, W) tensor.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    batch, _, height, width = images.shape
+    device = images.device
+    out = images
+    if padding > 0:
+        padded = F.pad(images, (padding, padding, padding, padding))
+        dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+        dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+        rows = dy[:, None] + torch.arange(height, device=device)  # (N, H)
+        cols = dx[:, None] + torch.arange(width, device=device)  # (N, W)
+        index = torch.arange(batch, device=device)[:, None, None]
+        # Advanced indices around a slice: the result is (N, H, W, C).
+        out = padded[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    if flip:
+        mirrored = torch.rand(batch, generator=generator, device=device) < 0.5
+        out = torch.where(mirrored[:, None, None, None], out.flip(3), out)
+    return out
+
+
+# --------------------------------------------------------------------------------- training
+def train_full(
+    model: nn.Module,
+    split: Split,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    augment: bool = False,
+    padding: int = 4,
+    flip: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> float:
+    """Train ``model`` in place on every image of ``split`` with ``config``'s optimizer and schedule.
+
+    Returns the last epoch's mean training loss; raises ``UserError`` when the loss becomes NaN or
+    infinite. ``on_epoch(epoch, loss)`` is called after each epoch (for a progress bar).
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler
+
+    torch.manual_seed(seed)  # dropout
+    device = torch.device(device)
+    model.to(device)
+    images, labels = split.images.to(device), split.labels.to(device)
+    size = len(labels)
+    if size == 0:
+        raise UserError("the training set is empty; check data.subset")
+    optimizer = make_optimizer(model.parameters(), config)
+    scheduler = make_scheduler(optimizer, config)
+    shuffle = torch.Generator().manual_seed(seed)  # the same order on every device
+    crops = torch.Generator(device=device).manual_seed(seed)
+    bounds = batch_bounds(size, config.batch_size)
+    train_loss = math.nan
+    for epoch in range(sum(count for count, _ in config.schedule)):
+        model.train()
+        order = torch.randperm(size, generator=shuffle).to(device)
+        total = torch.zeros((), device=device)
+        for start, stop in bounds:
+            index = order[start:stop]
+            batch = images[index]
+            if augment:
+                batch = augment_batch(batch, crops, padding, flip)
+            loss = F.cross_entropy(model(batch), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(index)
+        train_loss = float(total) / size  # one host sync per epoch
+        if not math.isfinite(train_loss):
+            raise UserError(
+                f"training diverged in epoch {epoch + 1} (loss {train_loss}); lower the learning rates "
+                "with --set train.schedule=[[epochs, rate], ...] (genetic-cnn lr-find suggests one)"
+            )
+        if on_epoch is not None:
+            on_epoch(epoch, train_loss)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(train_loss)  # no held-out split: the plateau of the training loss
+        elif scheduler is not None:
+            scheduler.step()
+    return train_loss
+
+
+def full_training_split(train: Split, validation: Split) -> Split:
+    """The search's training and validation splits as one (the full training set)."""
+    import torch
+
+    from genetic_cnn.data import Split
+
+    return Split(torch.cat([train.images, validation.images]), torch.cat([train.labels, validation.labels]))
+
+
+def parse_genome(genome: Genome | str, preset: NetworkPreset) -> Genome:
+    """The genome, checked against the preset's stages; a ``UserError`` when it does not fit."""
+    from genetic_cnn.genome import Genome
+
+    try:
+        if isinstance(genome, str):
+            return Genome.from_string(genome, nodes=preset.nodes)
+        if genome.nodes != preset.nodes:
+            raise ValueError(
+                f"genome {genome} has nodes {genome.nodes} per stage, preset {preset.name!r} expects {preset.nodes}"
+            )
+        return genome
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def train_final(
+    genome: Genome | str,
+    config: Config,
+    seeds: int | Sequence[int] = 1,
+    augment: bool = False,
+    out: str | Path | None = None,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    echo: Echo | None = None,
+) -> FinalResult:
+    """Train ``genome`` on ``config``'s full training set once per seed; test it; save the models.
+
+    ``seeds``: a count (seeds ``run.seed``, ``run.seed + 1``, ...) or the seeds themselves.
+    ``epochs``: rescale ``config.train``'s schedule to this many epochs (``scale_schedule``).
+    ``out``: folder for the weights, TorchScript exports and ``results.json`` (default
+    ``runs/final-<preset>-<time>``). ``echo`` receives one line per seed.
+    """
+    started = time.perf_counter()
+    seed_list = _seed_list(seeds, config.run.seed)
+    train_config = scale_schedule(config.train, epochs) if epochs is not None else config.train
+    parsed = parse_genome(genome, config.preset())  # fail fast, before importing torch or reading data
+
+    import torch
+
+    from genetic_cnn.data import load_datasets
+    from genetic_cnn.evaluate import resolve_device
+    from genetic_cnn.network import build_network
+    from genetic_cnn.train import evaluate_model
+
+    datasets = load_datasets(config.data, seed=config.run.seed)
+    try:
+        preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
+    except ValueError as error:  # e.g. a CIFAR preset on 8x8 digits
+        raise UserError(
+            f"{error} (dataset {datasets.name} has images {datasets.input_shape}; pass --dataset)"
+        ) from None
+    folder = Path(out) if out is not None else _default_folder(preset.name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {folder}: {error.strerror}; choose another --out") from None
+    full = full_training_split(datasets.train, datasets.validation)
+    padding, flip = augment_padding(datasets.input_shape[1]), datasets.name in FLIP_DATASETS
+    device_ = resolve_device(device or config.run.device)
+    total = sum(count for count, _ in train_config.schedule)
+    say: Echo = echo or (lambda line: None)
+
+    bar = _bar(total=total * len(seed_list), disable=not progress)
+    accuracies: list[float] = []
+    files: list[dict[str, str]] = []
+    for seed in seed_list:
+        bar.set_description(f"seed {seed}")
+        torch.manual_seed(seed)  # the initial weights
+        model = build_network(parsed, preset)
+        train_full(
+            model, full, train_config, seed=seed, device=device_, augment=augment, padding=padding, flip=flip,
+            on_epoch=lambda _, loss: _advance_bar(bar, loss),
+        )  # fmt: skip
+        accuracy, _ = evaluate_model(model, datasets.test, train_config.eval_batch_size, device_)
+        accuracies.append(accuracy)
+        metadata = {
+            "genome": str(parsed), "preset": preset.name, "network": _plain(asdict(preset)), "seed": seed,
+            "dataset": datasets.name, "normalization": {"mean": list(datasets.mean), "std": list(datasets.std)},
+            "test_accuracy": accuracy,
+        }  # fmt: skip
+        files.append(save_trained(model.cpu(), folder / f"seed{seed}", metadata))
+        say(f"seed {seed}: test accuracy {100 * accuracy:.2f}%  ({files[-1]['torchscript']})")
+        # Rewritten after every seed, so the seeds done so far are described even if a later one is stopped.
+        result = FinalResult(
+            genome=str(parsed), preset=preset.name, dataset=datasets.name,
+            seeds=tuple(seed_list[: len(accuracies)]), accuracies=tuple(accuracies),
+            mean=statistics.fmean(accuracies), std=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            epochs=total, schedule=train_config.schedule, augment=augment, train_images=len(full),
+            test_images=len(datasets.test), files=tuple(files), out=str(folder),
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
+        record = result.to_dict() | {
+            "network": _plain(asdict(preset)),
+            "normalization": {"mean": list(datasets.mean), "std": list(datasets.std)},
+            "augmentation": {"padding": padding, "flip": flip} if augment else None,
+            "config": config.to_dict() | {"train": _plain(asdict(train_config))},
+        }
+        (folder / RESULTS).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    bar.close()
+    return result
+
+
+# --------------------------------------------------------------------------------- files
+def save_trained(model: nn.Module, stem: Path, metadata: dict[str, Any]) -> dict[str, str]:
+    """Write ``{stem}.pt`` (state dict) and ``{stem}.torchscript.pt`` (traced, eval mode); returns their paths.
+
+    ``metadata`` (JSON-serialisable, with ``genome``, ``preset`` and ``network``: the preset as a
+    dict) goes into the export as the ``genetic_cnn.json`` extra file; genome and preset name also
+    become attributes of the exported module.
+    """
+    import torch
+
+    model.eval()
+    weights = stem.with_name(stem.name + ".pt")
+    scripted = stem.with_name(stem.name + ".torchscript.pt")
+    torch.save(model.state_dict(), weights)
+    example = torch.zeros((2, *metadata["network"]["input_shape"]), device=next(model.parameters()).device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript deprecated; it still works
+        traced = torch.jit.trace(model, example)
+        exported = torch.jit.script(_Exported(traced, metadata["genome"], metadata["preset"])).eval()
+        torch.jit.save(exported, str(scripted), _extra_files={METADATA: json.dumps(metadata)})
+    return {"weights": str(weights), "torchscript": str(scripted)}
+
+
+def _Exported(network: nn.Module, genome: str, preset: str) -> nn.Module:  # noqa: N802 - reads as a class
+    """The traced network wrapped with its genome and preset name as string attributes (kept by TorchScript)."""
+    from torch import nn
+
+    class Exported(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+            self.genome = genome
+            self.preset = preset
+
+        def forward(self, x):
+            # Unannotated on purpose: TorchScript reads an unannotated argument as a Tensor.
+            return self.network(x)
+
+    return Exported()
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """TorchScript archives hold compiled code; ``torch.save`` archives only pickled data."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_trained(path: str | Path, device: str = "cpu") -> nn.Module:
+    """A model saved by ``train_final``, in eval mode: a ``.torchscript.pt`` export or a ``.pt`` state dict.
+
+    A state dict is rebuilt into the network described by the ``results.json`` in its folder.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; give a .pt or .torchscript.pt file written by genetic-cnn train")
+    if is_torchscript(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location=device)
+        return module.eval()
+    from genetic_cnn.network import build_network
+
+    results = path.parent / RESULTS
+    if not results.is_file():
+        raise UserError(
+            f"{path} is a state dict but {results} (which describes the network) is missing; load the .torchscript.pt file instead"
+        )
+    record = json.loads(results.read_text(encoding="utf-8"))
+    fields: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value for key, value in record["network"].items()
+    }
+    model = build_network(record["genome"], NetworkPreset(**fields))
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return model.to(device).eval()
+
+
+def trained_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``genetic_cnn.json`` metadata of a TorchScript export (genome, preset, network, normalization, ...)."""
+    import torch
+
+    extra = {METADATA: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[METADATA])
+
+
+# --------------------------------------------------------------------------------- helpers
+def _seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
+    if isinstance(seeds, bool):
+        raise UserError(f"seeds = {seeds!r} must be a count or a list of seeds")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise UserError(f"--seeds {seeds}: train at least one seed")
+        return [base + index for index in range(seeds)]
+    seed_list = [int(seed) for seed in seeds]
+    if not seed_list or any(seed < 0 for seed in seed_list):
+        raise UserError(f"seeds {seed_list} must be a non-empty list of seeds >= 0")
+    return seed_list
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _advance_bar(bar: Any, loss: float) -> None:
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss:.4f}")
+
+
+def _default_folder(preset: str) -> Path:
+    return Path("runs") / f"final-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _bar(**kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(file=sys.stderr, dynamic_ncols=True, unit="epoch", **kwargs)
+
+
+def resolve_config(
+    config_file: str | Path | None, overrides: Sequence[str], preset: str | None, dataset: str | None
+) -> Config:
+    """The CLI's config: the file, ``--set`` overrides, then ``--preset`` and ``--dataset``.
+
+    When nothing names the dataset, the preset's own is used (cifar10-large trains on CIFAR-10).
+    """
+    extra = list(overrides)
+    if preset is not None:
+        extra.append(f"space.preset={json.dumps(preset)}")
+    if dataset is not None:
+        extra.append(f"data.dataset={json.dumps(dataset)}")
+    config = load_config(config_file, extra)
+    if dataset is None and not _names_dataset(config_file, overrides):
+        own = PRESET_DATASETS.get(config.space.preset)
+        if own and own != config.data.dataset:
+            config = load_config(config_file, [*extra, f"data.dataset={json.dumps(own)}"])
+    return config
+
+
+def _names_dataset(config_file: str | Path | None, overrides: Sequence[str]) -> bool:
+    if any(item.split("=", 1)[0].strip() == "data.dataset" for item in overrides):
+        return True
+    if config_file is None:
+        return False
+    raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))  # load_config has checked it
+    return isinstance(raw.get("data"), dict) and "dataset" in raw["data"]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """GENOME, --preset, --dataset, --config and --set, shared with ``lr-find``."""
+    parser.add_argument("genome", help="e.g. '1-01|0-01-100|0-11-101-0001' (quote it: | is a shell pipe)")
+    parser.add_argument(
+        "--preset", help="network preset: mnist | cifar10 | cifar10-large | digits (default: the config's)"
+    )
+    parser.add_argument(
+        "--dataset", help="digits | mnist | fashion-mnist | cifar10 | synthetic (default: the preset's)"
+    )
+    parser.add_argument("--config", type=Path, help="TOML config (data, train and run sections are used)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.batch_size=256 (repeatable)")  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- CLI
+def cmd_train(args: argparse.Namespace) -> int:
+    config = resolve_config(args.config, args.set, args.preset, args.dataset)
+    result = train_final(
+        args.genome, config, seeds=args.seeds, augment=args.augment, out=args.out, epochs=args.epochs,
+        progress=not args.quiet, echo=_write,
+    )  # fmt: skip
+    spread = f" ± {100 * result.std:.2f}" if len(result.seeds) > 1 else ""
+    print(f"genome {result.genome} on {result.dataset} ({result.preset}), {result.epochs} epochs, "
+          f"{result.train_images} training images{', augmented' if result.augment else ''}")  # fmt: skip
+    print(f"test accuracy {100 * result.mean:.2f}{spread}% over {len(result.seeds)} seed(s) "
+          f"(error {100 * (1 - result.mean):.2f}%)")  # fmt: skip
+    print(f"results: {Path(result.out) / RESULTS}")
+    return 0
+
+
+def _write(line: str) -> None:
+    """Print a line without breaking the progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a found genome on the full training set over several seeds; report test accuracy",
+        description="Train GENOME from scratch on the full training set (training + validation), once per "
+        "seed, and report test accuracy per seed and mean ± std. --epochs N rescales the schedule to N epochs, "
+        "keeping its phases in proportion. Writes seedK.pt (state dict), seedK.torchscript.pt and results.json.",
+    )  # fmt: skip
+    add_common_arguments(parser)
+    parser.add_argument("--epochs", type=int, help="total epochs; the schedule's phases keep their proportions")
+    parser.add_argument("--augment", action="store_true",
+                        help="random crop (pad 4 on 32x32) and, on CIFAR-10, horizontal flip")  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from run.seed on (default 1)")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/final-<preset>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=cmd_train)

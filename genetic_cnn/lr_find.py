@@ -1,0 +1,278 @@
+"""Learning-rate range test (L. N. Smith, "Cyclical Learning Rates for Training Neural Networks", 2017).
+
+``genetic-cnn lr-find GENOME --preset mnist --out lr.png`` (Python: ``lr_range_test``) trains the
+network for ``steps`` mini-batches while the learning rate grows exponentially from ``start`` to
+``end`` (rate of step i: ``start * (end / start) ** (i / (steps - 1))``), with the config's
+optimizer, batch size and weight decay. After each batch it records the exponentially smoothed
+training loss (beta 0.98, bias-corrected as in Adam: ``avg_i / (1 - beta ** (i + 1))``) and stops
+early once that exceeds 4x the best seen, or the loss is NaN/inf: the rate has diverged.
+
+Suggestions:
+- ``suggestion``: the point of steepest descent of the smoothed loss against log10(lr), searched
+  from the start (skipping the first 5% of the steps, where the smoothed loss is still mostly one
+  batch) up to the loss minimum. It is therefore always at or below the minimum and the divergence.
+- ``minimum_lr / 10``: "an order of magnitude below the minimum", the other common rule.
+
+The model's weights are restored afterwards, so the test does not change the model it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genetic_cnn.config import Config, TrainConfig
+from genetic_cnn.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from genetic_cnn.data import Split
+
+BETA = 0.98
+DIVERGENCE_FACTOR = 4.0
+SKIP_START = 0.05
+"""Fraction of the recorded steps not searched for the steepest descent (at least one step)."""
+
+
+class LrFindError(UserError, ValueError):
+    """Arguments of the range test that cannot be used."""
+
+
+@dataclass(frozen=True)
+class LrFindResult:
+    lrs: tuple[float, ...]
+    """Learning rate of each recorded step, increasing exponentially."""
+    losses: tuple[float, ...]
+    """Smoothed (bias-corrected) training loss after each recorded step."""
+    suggestion: float
+    """Steepest descent of the smoothed loss against log10(lr), below the minimum."""
+    minimum_lr: float
+    """Learning rate at the minimum of the smoothed loss."""
+    raw_losses: tuple[float, ...] = ()
+    """Unsmoothed loss of each recorded step's batch."""
+    diverged_lr: float | None = None
+    """The rate at which the test stopped because the loss diverged; None if it reached ``end``."""
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_lr is not None
+
+    @property
+    def order_below_minimum(self) -> float:
+        """``minimum_lr / 10``: an order of magnitude below the loss minimum."""
+        return self.minimum_lr / 10
+
+
+def lr_schedule(start: float, end: float, steps: int) -> list[float]:
+    """``steps`` rates growing exponentially from ``start`` to ``end`` (both included)."""
+    check_range(start, end, steps)
+    ratio = (end / start) ** (1 / (steps - 1))
+    return [start * ratio**step for step in range(steps - 1)] + [end]
+
+
+def check_range(start: float, end: float, steps: int) -> None:
+    if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
+        raise LrFindError(f"the range {start:g} .. {end:g} is not usable: need 0 < --start < --end")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise LrFindError(f"--steps {steps} must be a whole number of at least 2")
+
+
+def lr_range_test(
+    model: nn.Module,
+    split: Split,
+    config: TrainConfig | Config,
+    start: float = 1e-7,
+    end: float = 1.0,
+    steps: int = 200,
+    seed: int = 0,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> LrFindResult:
+    """Smith's range test on ``split`` (the training images); see the module docstring.
+
+    ``config`` gives the optimizer, batch size, momentum and weight decay (its schedule's rates
+    are replaced by the test's). Batches are drawn in a seeded shuffled order, reshuffled after
+    each pass over ``split``. ``model`` is left with the weights it came with.
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from genetic_cnn.train import batch_bounds, make_optimizer
+
+    train = config.train if isinstance(config, Config) else config
+    rates = lr_schedule(start, end, steps)
+    device = torch.device(device)
+    if len(split) < 2:
+        raise LrFindError("the range test needs at least two training images")
+    saved = copy.deepcopy(model.state_dict())
+    torch.manual_seed(seed)  # dropout
+    model.to(device).train()
+    images, labels = split.images.to(device), split.labels.to(device)
+    optimizer = make_optimizer(model.parameters(), train)
+    shuffle = torch.Generator().manual_seed(seed)
+    bounds = batch_bounds(len(labels), train.batch_size)
+    order = torch.randperm(len(labels), generator=shuffle).to(device)
+    position = 0
+
+    lrs: list[float] = []
+    losses: list[float] = []
+    raw: list[float] = []
+    average, best, diverged_lr = 0.0, math.inf, None
+    bar = tqdm(rates, desc="lr-find", unit="batch", leave=False, disable=not progress)
+    try:
+        for step, lr in enumerate(bar):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if position == len(bounds):
+                order, position = torch.randperm(len(labels), generator=shuffle).to(device), 0
+            begin, stop = bounds[position]
+            position += 1
+            index = order[begin:stop]
+            loss = F.cross_entropy(model(images[index]), labels[index])
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                diverged_lr = lr
+                break
+            average = BETA * average + (1 - BETA) * value
+            smoothed = average / (1 - BETA ** (step + 1))
+            if step > 0 and smoothed > DIVERGENCE_FACTOR * best:
+                diverged_lr = lr
+                break
+            best = min(best, smoothed)
+            lrs.append(lr)
+            losses.append(smoothed)
+            raw.append(value)
+            bar.set_postfix(lr=f"{lr:.1e}", loss=f"{smoothed:.4f}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        bar.close()
+        model.load_state_dict(saved)
+    if not lrs:
+        raise LrFindError(f"the loss was not finite at the first step (lr {start:g}); check the data and the model")
+    suggestion, minimum_lr = suggest(lrs, losses)
+    return LrFindResult(tuple(lrs), tuple(losses), suggestion, minimum_lr, tuple(raw), diverged_lr)
+
+
+def suggest(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
+    """(steepest-descent rate, rate at the minimum) of a smoothed loss curve."""
+    import numpy as np
+
+    loss = np.asarray(losses, dtype=float)
+    minimum = int(np.argmin(loss))
+    if len(loss) < 3 or minimum == 0:
+        return float(lrs[minimum]), float(lrs[minimum])
+    slopes = np.gradient(loss, np.log10(np.asarray(lrs, dtype=float)))
+    skip = max(1, int(SKIP_START * len(loss)))
+    first = skip if skip < minimum else 0
+    steepest = first + int(np.argmin(slopes[first : minimum + 1]))
+    return float(lrs[steepest]), float(lrs[minimum])
+
+
+def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Path:
+    """Smoothed loss against the learning rate (log x-axis), the suggestions marked; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lrs, losses = list(result.lrs), list(result.losses)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    if result.raw_losses:
+        ax.plot(lrs, result.raw_losses, color="#bbbbbb", linewidth=0.8, label="batch loss")
+    ax.plot(lrs, losses, color="#1f77b4", linewidth=2, label="smoothed loss (β = 0.98)")
+    ax.set_xscale("log")
+    at = {lr: loss for lr, loss in zip(lrs, losses)}
+    ax.axvline(result.suggestion, color="#d62728", linestyle="--", linewidth=1)
+    ax.plot([result.suggestion], [at[result.suggestion]], "o", color="#d62728", markersize=9,
+            label=f"suggested {result.suggestion:.2g} (steepest descent)")  # fmt: skip
+    ax.plot([result.minimum_lr], [at[result.minimum_lr]], "v", color="#2ca02c", markersize=9,
+            label=f"minimum {result.minimum_lr:.2g}; /10 = {result.order_below_minimum:.2g}")  # fmt: skip
+    ax.axvline(result.order_below_minimum, color="#2ca02c", linestyle=":", linewidth=1)
+    if result.diverged_lr is not None:
+        ax.axvline(result.diverged_lr, color="#555555", linestyle="-.", linewidth=1,
+                   label=f"diverged at {result.diverged_lr:.2g}")  # fmt: skip
+    # From the lowest batch loss to a little above the early losses: the divergence's spike is cut off.
+    low = min(losses + [value for value in result.raw_losses if math.isfinite(value)])
+    high = max(losses[: max(1, len(losses) // 10)] + [min(losses) * 1.5])
+    margin = 0.05 * (high - low) + 1e-9
+    ax.set_ylim(max(0.0, low - margin), high + 3 * margin)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_title(title or "learning-rate range test")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------- CLI
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from genetic_cnn.final import parse_genome, resolve_config
+
+    config = resolve_config(args.config, args.set, args.preset, args.dataset)
+    check_range(args.start, args.end, args.steps)
+    genome = parse_genome(args.genome, config.preset())  # all checked before torch is imported
+
+    import torch
+
+    from genetic_cnn.data import load_datasets
+    from genetic_cnn.evaluate import resolve_device
+    from genetic_cnn.network import build_network
+
+    datasets = load_datasets(config.data, seed=config.run.seed)
+    try:
+        preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
+    except ValueError as error:
+        raise UserError(
+            f"{error} (dataset {datasets.name} has images {datasets.input_shape}; pass --dataset)"
+        ) from None
+    seed = config.run.seed if args.seed is None else args.seed
+    torch.manual_seed(seed)
+    model = build_network(genome, preset)
+    result = lr_range_test(
+        model, datasets.train, config.train, args.start, args.end, args.steps, seed,
+        device=resolve_device(config.run.device), progress=not args.quiet,
+    )  # fmt: skip
+    title = f"{genome} ({preset.name}) on {datasets.name}, {config.train.optimizer}, batch {config.train.batch_size}"
+    path = plot_lr_find(result, args.out, title)
+    end = f"diverged at {result.diverged_lr:.3g}" if result.diverged else f"reached {args.end:g} without diverging"
+    print(f"steps             {len(result.lrs)} of {args.steps} ({end})")
+    print(f"suggested rate    {result.suggestion:.3g}  (steepest descent of the smoothed loss)")
+    print(f"minimum / 10      {result.order_below_minimum:.3g}  (loss minimum at {result.minimum_lr:.3g})")
+    print(f"plot              {path}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "lr-find", help="learning-rate range test: plot loss against an exponentially growing rate, suggest one",
+        description="Leslie Smith's range test: the rate grows exponentially from --start to --end over --steps "
+        "mini-batches; the smoothed loss (beta 0.98) is plotted against it, the test stops when the loss "
+        "exceeds 4x its best. Suggests the steepest descent point and a tenth of the minimum's rate.",
+    )  # fmt: skip
+    from genetic_cnn.final import add_common_arguments
+
+    add_common_arguments(parser)
+    parser.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    parser.add_argument("--end", type=float, default=1.0, help="last learning rate (default 1)")
+    parser.add_argument("--steps", type=int, default=200, help="mini-batches (default 200)")
+    parser.add_argument("--seed", type=int, help="weights and batch order (default run.seed)")
+    parser.add_argument("--out", type=Path, default=Path("lr.png"), help="PNG plot (default lr.png)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=cmd_lr_find)

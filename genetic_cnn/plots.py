@@ -1,0 +1,339 @@
+"""The pictures of `genetic-cnn report`, each from a ``report.RunData``.
+
+Every function draws one PNG and returns its path; fitness axes are in percent. Figures are made
+with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot: the PNGs are rendered by
+Agg, no window or display is needed, and a notebook's plotting backend is left alone. Import this
+module only when drawing: it loads matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from genetic_cnn.drawing import ROLE_COLOURS, _layered_positions, node_label
+from genetic_cnn.genome import Genome
+from genetic_cnn.report import TOP_ARCHITECTURES, Candidate, parse_genome, pct, plural
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from genetic_cnn.report import RunData
+
+DPI = 110
+COLOURS = colormaps["tab10"].colors
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # PNG through Agg; pyplot's backend is left alone
+    return path
+
+
+def _percent_axis(ax: Axes, label: str) -> None:
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=None))
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+
+
+def _generation_axis(ax: Axes) -> None:
+    ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _time_unit(seconds: Sequence[float]) -> tuple[float, str]:
+    longest = max(seconds, default=0.0)
+    if longest < 120:
+        return 1.0, "s"
+    if longest < 7200:
+        return 60.0, "min"
+    return 3600.0, "h"
+
+
+def _floor(values: Sequence[float]) -> float | None:
+    """A lower y limit that keeps failures (fitness 0) from squashing the rest; None when not needed."""
+    positive = [v for v in values if v > 0]
+    if not positive or len(positive) == len(values):
+        return None
+    low, high = min(positive), max(positive)
+    return max(0.0, low - 0.15 * max(high - low, 0.01))
+
+
+def plot_fitness(data: RunData, path: Path) -> Path:
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
+    generations = [r.generation for r in data.generations]
+    rows = [row.summary for row in data.table()]
+    everything = [f for r in data.generations for f in r.fitness]
+    floor = _floor(everything)
+    ax.fill_between(generations, [s.minimum for s in rows], [s.maximum for s in rows], color=COLOURS[0], alpha=0.15,
+                    label="min to max")  # fmt: skip
+    xs, ys, failed = [], [], []
+    for record in data.generations:
+        size = len(record.fitness)
+        for slot, fitness in enumerate(record.fitness):
+            x = record.generation + (0.3 * (slot / (size - 1) - 0.5) if size > 1 else 0.0)
+            if floor is not None and fitness < floor:
+                failed.append(x)
+            else:
+                xs.append(x)
+                ys.append(fitness)
+    ax.scatter(xs, ys, s=14, color="#555555", alpha=0.6, label="individual", zorder=3)
+    if failed:
+        ax.scatter(failed, [floor] * len(failed), marker="v", s=30, color="#c0392b", label="failed or diverged (0%)",
+                   zorder=3, clip_on=False)  # fmt: skip
+        ax.set_ylim(floor, max(everything) + 0.05 * (max(everything) - floor))
+    ax.plot(generations, [s.maximum for s in rows], color=COLOURS[2], lw=1.5, marker=".", label="max")
+    ax.plot(generations, [s.mean for s in rows], color=COLOURS[0], lw=2.2, marker="o", ms=4, label="mean")
+    ax.plot(generations, [s.minimum for s in rows], color=COLOURS[3], lw=1.2, ls="--", label="min")
+    _percent_axis(ax, "fitness (mean validation accuracy)")
+    _generation_axis(ax)
+    ax.set_title(f"Fitness of every individual per generation: {data.label}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    return _save(fig, path)
+
+
+def plot_best_so_far(datas: Sequence[RunData], path: Path) -> Path:
+    fig = Figure(figsize=(12, 4.8))
+    left, right = fig.subplots(1, 2, sharey=True)
+    curves = [data.best_so_far() for data in datas]
+    scale, unit = _time_unit([s for _, seconds, _ in curves for s in seconds])
+    for index, (data, (counts, seconds, best)) in enumerate(zip(datas, curves)):
+        colour = COLOURS[index % len(COLOURS)]
+        left.step(counts, best, where="post", color=colour, lw=1.8, label=data.label)
+        right.step([s / scale for s in seconds], best, where="post", color=colour, lw=1.8, label=data.label)
+    all_best = [b for _, _, best in curves for b in best]
+    floor = _floor(all_best)
+    if floor is not None:
+        left.set_ylim(floor, max(all_best) + 0.05 * (max(all_best) - floor))
+    _percent_axis(left, "best validation accuracy so far")
+    right.grid(alpha=0.3)
+    left.set_xlabel("trained evaluations")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_xlabel(f"wall time since the run was created ({unit})")
+    left.set_title("against evaluations")
+    right.set_title("against wall time")
+    left.legend(loc="lower right", fontsize=9)
+    fig.suptitle("Best validation accuracy of a single evaluation so far")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_mean_fitness(datas: Sequence[RunData], path: Path) -> Path:
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
+    for index, data in enumerate(datas):
+        rows = [row.summary for row in data.table()]
+        generations = [s.generation for s in rows]
+        colour = COLOURS[index % len(COLOURS)]
+        ax.plot(generations, [s.mean for s in rows], color=colour, lw=2, marker="o", ms=3, label=f"{data.label}: mean")
+        ax.plot(generations, [s.maximum for s in rows], color=colour, lw=1, ls="--", label=f"{data.label}: max")
+    _percent_axis(ax, "population fitness")
+    _generation_axis(ax)
+    ax.set_title("Mean (solid) and max (dashed) fitness per generation")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_diversity(data: RunData, path: Path) -> Path:
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.subplots()
+    rows = data.diversity()
+    generations = [g for g, _, _ in rows]
+    ax.plot(generations, [s for _, s, _ in rows], marker="o", ms=4, lw=2, color=COLOURS[0], label="distinct strings")
+    ax.plot(
+        generations, [a for _, _, a in rows], marker="s", ms=4, lw=2, color=COLOURS[1], label="distinct architectures"
+    )
+    size = max((len(r.genomes) for r in data.generations), default=1)
+    ax.axhline(size, color="#888888", ls=":", lw=1.2, label=f"population size ({size})")
+    ax.set_ylim(0, size * 1.1 + 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("distinct in the population")
+    _generation_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Population diversity: {data.label}")
+    ax.legend(loc="lower left", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_bit_frequency(data: RunData, path: Path) -> Path:
+    matrix = data.bit_frequency()
+    labels, starts = data.bit_labels()
+    generations = [r.generation for r in data.generations]
+    fig = Figure(figsize=(max(7.0, 0.45 * len(labels) + 2.5), max(3.5, min(0.22 * len(matrix) + 2.2, 12))))
+    ax = fig.subplots()
+    image = ax.imshow(matrix, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
+                      extent=(-0.5, len(labels) - 0.5, generations[0] - 0.5, generations[-1] + 0.5))  # fmt: skip
+    for start in starts:
+        ax.axvline(start - 0.5, color="white", lw=3)
+    bounds = [0, *starts, len(labels)]
+    for index, (low, high) in enumerate(zip(bounds, bounds[1:]), start=1):
+        ax.text((low + high - 1) / 2, 1.01, f"stage {index}", transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=10)  # fmt: skip
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+    ax.set_xlabel("connection bit (source → target node within the stage)")
+    ax.set_ylabel("generation")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    bar.set_label("individuals with the bit set")
+    ax.set_title(f"Connections chosen by the population: {data.label}", pad=22)
+    return _save(fig, path)
+
+
+def plot_time(data: RunData, path: Path) -> Path:
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2)
+    generations = [r.generation for r in data.generations]
+    per_generation = [r.seconds for r in data.generations]
+    scale, unit = _time_unit(per_generation)
+    left.bar(generations, [s / scale for s in per_generation], color=COLOURS[0])
+    _generation_axis(left)
+    left.set_ylabel(f"wall time ({unit})")
+    counts = data.status_counts()
+    trained = len(data.evaluations) - counts["reused"]
+    left.set_title(f"Time per generation\nevaluations: {trained} trained ({counts['failed']} failed, "
+                   f"{counts['diverged']} diverged), {counts['reused']} reused", fontsize=11)  # fmt: skip
+    left.grid(alpha=0.3, axis="y")
+    seconds = [e.seconds for e, _ in data.trained]
+    scale, unit = _time_unit(seconds)
+    if seconds:
+        right.hist([s / scale for s in seconds], bins=min(30, max(5, len(seconds) // 3)), color=COLOURS[1],
+                   edgecolor="white", label=f"{len(seconds)} trained evaluations")  # fmt: skip
+        mean = sum(seconds) / len(seconds) / scale
+        right.axvline(mean, color="black", ls="--", lw=1.2, label=f"mean {mean:.2f} {unit}")
+        right.legend(fontsize=9)
+    right.set_xlabel(f"training and evaluation time of one network ({unit})")
+    right.set_ylabel("evaluations")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_title("Time per trained evaluation")
+    right.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"Where the time went: {data.label}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _blocked(positions: dict[int, tuple[float, float]], source: int, target: int) -> bool:
+    """Whether a straight edge from ``source`` to ``target`` would pass behind another node."""
+    (x0, y0), (x1, y1) = positions[source], positions[target]
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
+    for node, (x, y) in positions.items():
+        if node in (source, target):
+            continue
+        t = ((x - x0) * dx + (y - y0) * dy) / length2
+        if 0 < t < 1 and abs((x - x0) * dy - (y - y0) * dx) / length2**0.5 < 0.25:
+            return True
+    return False
+
+
+def draw_stage_graph(graph: Any, nodes: int, ax: Axes, title: str) -> None:
+    """Like ``drawing.draw_stage``, but an edge that would pass behind a node is drawn as an arc,
+    so that skip connections along a chain stay visible."""
+    import networkx as nx
+
+    positions = _layered_positions(graph)
+    style = {"ax": ax, "node_size": 900, "arrows": True, "arrowsize": 14, "width": 1.2, "edge_color": "#333333"}
+    nx.draw_networkx_nodes(graph, positions, ax=ax, node_size=900, edgecolors="#333333",
+                           node_color=[ROLE_COLOURS[graph.nodes[node]["role"]] for node in graph.nodes])  # fmt: skip
+    nx.draw_networkx_labels(
+        graph, positions, {node: node_label(node, nodes) for node in graph.nodes}, ax=ax, font_size=10
+    )
+    straight = [edge for edge in graph.edges if not _blocked(positions, *edge)]
+    nx.draw_networkx_edges(graph, positions, edgelist=straight, **style)
+    curved = [edge for edge in graph.edges if _blocked(positions, *edge)]
+    for sign in (1, -1):  # alternate above and below, so arcs of equal length do not coincide
+        edges = [(a, b) for a, b in curved if (1 if (a + b) % 2 else -1) == sign]
+        if edges:
+            nx.draw_networkx_edges(graph, positions, edgelist=edges, connectionstyle=f"arc3,rad={0.4 * sign}", **style)
+    xs = [x for x, _ in positions.values()]
+    ys = [y for _, y in positions.values()]
+    reach = max([0.0] + [0.25 * abs(positions[b][0] - positions[a][0]) for a, b in curved])
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(min(ys) - 0.7 - reach, max(ys) + 0.7 + reach)
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+
+
+def _stage_width(genome: str, stage: int) -> float:
+    """Inches a stage needs: its drawing is laid out left to right by longest path from the input."""
+    import networkx as nx
+
+    graph = parse_genome(genome).stage_graphs()[stage]
+    return max(2.6, 0.72 * (nx.dag_longest_path_length(graph) + 1) + 0.8)
+
+
+def _stage_height(genome: Genome) -> int:
+    """The most nodes any stage of ``genome`` stacks in one column of its drawing."""
+    columns = [Counter(x for x, _ in _layered_positions(graph).values()) for graph in genome.stage_graphs()]
+    return max(max(column.values()) for column in columns)
+
+
+def genomes_figure(rows: Sequence[tuple[str, str | Genome]], title: str | None = None) -> Figure:
+    """One row per (heading, genome), one panel per stage, each stage column as wide as it needs."""
+    genomes = [parse_genome(str(genome)) for _, genome in rows]
+    stages = genomes[0].num_stages
+    widths = [max(_stage_width(str(genome), stage) for genome in genomes) for stage in range(stages)]
+    height = max(2.5, 1.7 + 0.45 * max(_stage_height(genome) for genome in genomes))
+    fig = Figure(figsize=(sum(widths), height * len(rows)))
+    subfigures: Any = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    for number, ((heading, _), genome, sub) in enumerate(zip(rows, genomes, subfigures)):
+        axes = sub.subplots(1, stages, squeeze=False, gridspec_kw={"width_ratios": widths})[0]
+        for index, (graph, ax) in enumerate(zip(genome.stage_graphs(), axes)):
+            size = (
+                f"{graph.number_of_nodes()} convolutions" if genome.stage_edges(index) else "1 convolution (all zero)"
+            )
+            draw_stage_graph(
+                graph, genome.nodes[index], ax, f"stage {index + 1}: {str(genome).split('|')[index]}  ({size})"
+            )
+        sub.suptitle(heading, fontsize=11, fontweight="bold", y=0.97)
+        sub.subplots_adjust(top=1 - 0.7 / height, bottom=0.02, left=0.02, right=0.98, wspace=0.08)
+        if len(rows) > 1:
+            sub.set_facecolor("#f2f4f5" if number % 2 == 0 else "white")
+    if title:
+        fig.suptitle(title, fontsize=13, y=1.0 + 0.25 / fig.get_figheight())
+    return fig
+
+
+def genome_figure(genome: str | Genome, title: str | None = None) -> Figure:
+    """A genome's stages side by side; skip connections are arcs, so none hides behind a node."""
+    return genomes_figure([(title if title is not None else str(genome), genome)])
+
+
+def plot_genomes(rows: Sequence[tuple[str, str]], path: Path, title: str) -> Path:
+    return _save(genomes_figure(rows, title), path)
+
+
+def _heading(candidate: Candidate, rank: int | None = None) -> str:
+    number = "" if rank is None else f"#{rank}   "
+    evaluations = plural(candidate.evaluations, "evaluation")
+    return (f"{number}{candidate.genome}   fitness {pct(candidate.fitness)}%, test {pct(candidate.test_accuracy)}%, "
+            f"{evaluations}")  # fmt: skip
+
+
+def draw_run(data: RunData, out: Path) -> list[Path]:
+    """Every picture of one run's report, into ``out``."""
+    best = data.ranking()[0]
+    top = data.ranking(by_architecture=True)[:TOP_ARCHITECTURES]
+    return [
+        plot_fitness(data, out / "fitness.png"),
+        plot_best_so_far([data], out / "best_so_far.png"),
+        plot_genomes([(_heading(best), best.genome)], out / "best_genome.png", f"Best genome: {data.label}"),
+        plot_genomes(
+            [(_heading(c, rank), c.genome) for rank, c in enumerate(top, start=1)],
+            out / "top_architectures.png",
+            f"Top {len(top)} architectures: {data.label}",
+        ),  # fmt: skip
+        plot_diversity(data, out / "diversity.png"),
+        plot_bit_frequency(data, out / "bit_frequency.png"),
+        plot_time(data, out / "time.png"),
+    ]
+
+
+def draw_comparison(datas: Sequence[RunData], out: Path) -> list[Path]:
+    return [plot_best_so_far(datas, out / "best_so_far.png"), plot_mean_fitness(datas, out / "mean_fitness.png")]
