@@ -283,18 +283,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if want("threads"):
         for threads in sorted({1, 2, default_threads}):
             rate = train_rate(genomes, train_images, train_labels, Setting(threads=threads), args)["images_per_s"]
-            report.add("threads", str(threads), rate, reference)
+            report.add("threads", f"{threads} thread(s)", rate, reference)
     if want("batch"):
         for batch in (64, 256, 512):
             if batch * 3 <= len(train_labels):
                 rate = train_rate(genomes, train_images, train_labels, Setting(batch=batch), args)["images_per_s"]
-                report.add("batch", str(batch), rate, reference, "changes the optimization")
+                report.add("batch", f"batch {batch}", rate, reference, "changes the optimization")
     if want("channels_last"):
         for threads in sorted({1, default_threads}):
             rate = train_rate(genomes, train_images, train_labels, Setting(threads=threads, channels_last=True), args)["images_per_s"]
             report.add("channels_last", f"{threads} thread(s)", rate, reference)
-        rate = train_rate(genomes, train_images, train_labels, Setting(batch=256, channels_last=True), args)["images_per_s"]
-        report.add("channels_last", "batch 256", rate, reference)
+        if 256 * 3 <= len(train_labels):
+            rate = train_rate(genomes, train_images, train_labels, Setting(batch=256, channels_last=True), args)["images_per_s"]
+            report.add("channels_last", "batch 256", rate, reference)
     if want("mkldnn_off"):
         rate = train_rate(genomes, train_images, train_labels, Setting(mkldnn=False), args)["images_per_s"]
         report.add("mkldnn_off", "im2col + MKL GEMM", rate, reference)

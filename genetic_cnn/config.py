@@ -134,11 +134,8 @@ class Config:
     def preset(self) -> NetworkPreset:
         """The network preset with this config's changes applied."""
         preset = get_preset(self.space.preset)
-        if self.space.nodes:
-            preset = replace(preset, nodes=self.space.nodes)
-        if self.space.channels:
-            preset = replace(preset, channels=self.space.channels)
-        return preset
+        changes = {"nodes": self.space.nodes, "channels": self.space.channels}
+        return replace(preset, **{name: value for name, value in changes.items() if value})
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {

@@ -174,24 +174,20 @@ class Evolution:
         return [results[slot] for slot in range(len(population))]
 
 
-def best_individual(store: RunStore) -> tuple[str, float, float | None]:
-    """The genome with the highest fitness in any generation, and its mean test accuracy."""
-    best_genome, best_fitness = "", -1.0
-    for record in store.generations():
-        for genome, fitness in zip(record.genomes, record.fitness):
-            if fitness >= best_fitness:
-                best_genome, best_fitness = genome, fitness
-    tests = [e.test_accuracy for e in store.evaluations() if e.genome == best_genome and e.test_accuracy is not None]
-    return best_genome, best_fitness, (statistics.fmean(tests) if tests else None)
-
-
 def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
-    """summary.json beside the database: the best genome and the paper-style table."""
-    genome, fitness, test_accuracy = best_individual(store)
+    """summary.json beside the database: the best genome and the paper-style table.
+
+    The best genome is the individual with the highest mean fitness over all its trained
+    evaluations, as in the report.
+    """
+    from genetic_cnn.report import RunData
+
+    best = RunData.load(store).ranking()[0]
     summary = {
-        "best_genome": genome,
-        "best_fitness": fitness,
-        "best_test_accuracy": test_accuracy,
+        "best_genome": best.genome,
+        "best_fitness": best.fitness,
+        "best_test_accuracy": best.test_accuracy,
+        "best_evaluations": best.evaluations,
         "generations": [asdict(row) for row in summaries],
     }
     path = store.folder / "summary.json"
@@ -244,8 +240,19 @@ def resume_run(folder: str | Path, progress: bool = True, echo: Echo | None = No
     return _drive(store, progress, echo)
 
 
+def check_inputs(config: Config) -> None:
+    """Fail on a bad device or missing dataset files now, before any progress bar or training."""
+    from genetic_cnn.data import load_datasets
+    from genetic_cnn.evaluate import resolve_device
+
+    resolve_device(config.run.device)
+    load_datasets(config.data, seed=config.run.seed)
+
+
 def _drive(store: RunStore, progress: bool, echo: Echo | None) -> Path:
     try:
+        if store.status != "finished":
+            check_inputs(store.config)
         executor = make_executor(store.config, progress=progress)
         try:
             Evolution(store, executor, progress, echo).run()

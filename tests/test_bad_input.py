@@ -102,7 +102,7 @@ ROWS: list[tuple[str, Setup, str]] = [
     # datasets
     ("MNIST files missing", evolve_with("data.dataset=mnist", "data.root='nowhere'", "space.preset=mnist"), "MNIST"),
     ("MNIST file truncated", mnist_root_with_truncated_file, "MNIST"),
-    ("CIFAR-10 files missing", evolve_with("data.dataset=cifar10", "data.root='nowhere'", "space.preset=cifar10"), "cifar-10-batches-py"),
+    ("CIFAR-10 files missing", evolve_with("data.dataset=cifar10", "data.root='nowhere'", "space.preset=cifar10", "space.channels=[4, 4, 8]"), "cifar-10-batches-py"),
     # run folders and databases
     ("resume a folder that does not exist", lambda tmp: ["resume", str(tmp / "nothing")], "is not a folder"),
     ("resume a folder that is not a run", lambda tmp: ["resume", str(tmp)], "is not a run folder"),

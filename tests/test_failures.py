@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import TINY
+from conftest import TINY, cli_command, set_args
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evaluate import Evaluator
-from genetic_cnn.evolution import Evolution, environment, start_run
-from genetic_cnn.executors import SerialExecutor
+from genetic_cnn.evolution import start_run
 from genetic_cnn.genome import Genome
 from genetic_cnn.operators import roulette_select
 from genetic_cnn.records import DIVERGED, FAILED, OK, EvaluationTask
-from genetic_cnn.store import RunStore, StoreError, load_run
+from genetic_cnn.store import load_run
 
 
 def quiet(line: str) -> None:
@@ -24,8 +25,8 @@ def quiet(line: str) -> None:
 
 
 def test_diverging_training_is_recorded_with_fitness_zero_and_the_run_goes_on(tmp_path: Path) -> None:
-    # SGD at a learning rate of 1e6 turns the loss into inf/NaN within a few steps.
-    config = load_config(None, TINY + ["train.optimizer=sgd", "train.schedule=[[1, 1e6]]", "evolution.generations=1"])
+    # SGD at a learning rate of 1e20 overflows the weights: the loss turns inf/NaN within a few steps.
+    config = load_config(None, TINY + ["train.optimizer=sgd", "train.schedule=[[1, 1e20]]", "evolution.generations=1"])
     folder = start_run(config, out=tmp_path / "run", progress=False, echo=quiet)
     with load_run(folder) as run:
         evaluations = run.evaluations()
@@ -58,24 +59,27 @@ def test_selection_treats_failures_as_the_worst() -> None:
 
 
 def test_a_full_disk_stops_the_run_with_a_clear_message_and_the_database_intact(tmp_path: Path) -> None:
-    config = load_config(None, TINY)
-    store = RunStore.create(tmp_path / "run", config, environment())
-    # SQLite's own limit on the file size gives the real "database or disk is full" error.
-    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages + 1}")
-    with pytest.raises(StoreError, match="full.*free disk space.*genetic-cnn resume"):
-        Evolution(store, SerialExecutor(config), progress=False, echo=quiet).run()
-    store.close()
-    with load_run(tmp_path / "run") as run:
+    """The operating system refuses writes past a file-size limit, as a full disk refuses them."""
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get the write error, not a killing signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    folder = tmp_path / "run"
+    args = cli_command("evolve", "--out", str(folder), "--quiet", *set_args(TINY + ["evolution.generations=30"]))
+    result = subprocess.run(args, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot write" in line and f"genetic-cnn resume {folder}" in line
+    with load_run(folder) as run:
         assert run._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = run.evaluations()
-        assert run.config == config
-    assert len(stored) < 4 * 3
-    # After freeing space (here: lifting the limit), resume completes the run.
-    from genetic_cnn.evolution import resume_run
-
-    resume_run(tmp_path / "run", progress=False, echo=quiet)
-    with load_run(tmp_path / "run") as run:
-        assert len(run.evaluations()) == 12 and run.status == "finished"
-
-
+        assert run.config == load_config(None, TINY + ["evolution.generations=30"])
+    assert 0 < len(stored) < 4 * 31
+    # With space again, resume carries on from what was stored.
+    resumed = subprocess.run(cli_command("resume", str(folder), "--quiet"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    with load_run(folder) as run:
+        assert run.evaluations()[: len(stored)] == stored
+        assert len(run.evaluations()) == 4 * 31 and run.status == "finished"
