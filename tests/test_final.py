@@ -21,15 +21,13 @@ from genetic_cnn.final import (
     FinalResult,
     augment_batch,
     augment_padding,
-    load_trained,
     resolve_config,
-    save_trained,
     scale_schedule,
     train_final,
-    trained_metadata,
 )
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import DIGITS
+from genetic_cnn.saved import load_trained, save_trained, trained_metadata
 from genetic_cnn.train import evaluate_model
 
 GENOME = "1-01|0-01-100-0111"
