@@ -134,8 +134,7 @@ class Config:
     def preset(self) -> NetworkPreset:
         """The network preset with this config's changes applied."""
         preset = get_preset(self.space.preset)
-        changes = {"nodes": self.space.nodes, "channels": self.space.channels}
-        return replace(preset, **{name: value for name, value in changes.items() if value})
+        return replace(preset, nodes=self.space.nodes or preset.nodes, channels=self.space.channels or preset.channels)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {
@@ -187,9 +186,9 @@ def _plain(value: Any) -> Any:
 DEMO: dict[str, dict[str, Any]] = {
     "data": {"dataset": "digits"},
     "space": {"preset": "digits"},
-    "evolution": {"population": 10, "generations": 8},
-    "train": {"schedule": [[8, 3e-3], [2, 3e-4]], "batch_size": 64},
-    "run": {"seed": 0, "device": "cpu"},
+    "evolution": {"population": 10, "generations": 6},
+    "train": {"schedule": [[6, 3e-3], [2, 3e-4]], "batch_size": 64},
+    "run": {"seed": 0, "device": "cpu", "threads": 1},
 }
 
 

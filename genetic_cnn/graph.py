@@ -8,8 +8,9 @@ Pure functions, no torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 import networkx as nx
 
@@ -126,8 +127,8 @@ def _refine_colours(
         ranks = new_ranks
 
 
-def _rank(values: dict[int, object]) -> dict[int, int]:
-    order = {value: rank for rank, value in enumerate(sorted(set(values.values())))}  # type: ignore[type-var]
+def _rank(values: Mapping[int, Any]) -> dict[int, int]:
+    order = {value: rank for rank, value in enumerate(sorted(set(values.values())))}
     return {node: order[value] for node, value in values.items()}
 
 

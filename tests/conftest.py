@@ -19,6 +19,7 @@ TINY = [
     "train.schedule=[[1, 0.003]]",
     "train.batch_size=64",
     "run.device=cpu",
+    "run.threads=1",
 ]
 
 

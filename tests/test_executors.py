@@ -70,7 +70,7 @@ def test_a_killed_worker_loses_only_its_evaluation() -> None:
     executor = ProcessExecutor(config)
     stop = threading.Event()
 
-    def killer() -> None:  # kills a worker as soon as it is given a task to kill, i.e. mid-evaluation
+    def killer() -> None:  # kills a worker as soon as it holds a task marked for killing
         dead: set[int] = set()
         while not stop.is_set():
             for pid, task in executor.running().items():
@@ -85,9 +85,10 @@ def test_a_killed_worker_loses_only_its_evaluation() -> None:
     try:
         results = list(executor.run(tasks))
         stop.set()
-        [survivor] = executor.worker_pids()  # slot 1's last worker died with nothing left to do: not replaced yet
+        workers = executor.worker_pids()
+        assert 1 <= len(workers) <= 2  # a dead worker is replaced while tasks wait for one
         later = list(executor.run([EvaluationTask(1, 0, tasks[0].genome, tasks[0].seed)]))
-        assert executor.worker_pids() == [survivor]  # the next generation runs on the same worker and datasets
+        assert executor.worker_pids() == workers  # the next generation runs on the same workers and datasets
     finally:
         stop.set()
         thread.join()
