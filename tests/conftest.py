@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ def set_args(overrides: list[str]) -> list[str]:
     return [item for override in overrides for item in ("--set", override)]
 
 
-@pytest.fixture
-def tiny_overrides() -> list[str]:
-    return list(TINY)
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """The test networks are tiny: one thread is fastest, and it avoids the large slowdowns of
+    spinning OpenMP threads when other processes share the two cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

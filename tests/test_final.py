@@ -34,14 +34,6 @@ GENOME = "1-01|0-01-100-0111"
 TINY = ["data.dataset=synthetic", "space.preset=digits", "space.channels=[4, 8]", "run.device=cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> FinalResult:
     """Two seeds, two epochs (scaled from the digits schedule), with augmentation."""

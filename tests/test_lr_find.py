@@ -26,14 +26,6 @@ ADAM = TrainConfig(schedule=((1, 1e-3),), optimizer="adam", batch_size=64)
 SGD = TrainConfig(schedule=((1, 1e-2),), optimizer="sgd", momentum=0.9, batch_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data() -> Datasets:
     return load_datasets(DataConfig(dataset="synthetic"), seed=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import TINY
 
 from genetic_cnn.config import EvolutionConfig, load_config
 from genetic_cnn.evolution import start_run
@@ -15,32 +15,14 @@ from genetic_cnn.genome import Genome
 from genetic_cnn.search import GeneticSearch, RandomSearch
 from genetic_cnn.store import load_run
 
-TINY = [
-    "data.dataset=synthetic",
-    "space.preset=digits",
-    "space.channels=[4, 8]",
-    "evolution.strategy=random",
-    "evolution.population=4",
-    "evolution.generations=2",
-    "train.schedule=[[1, 0.003]]",
-    "train.batch_size=64",
-    "run.device=cpu",
-]
+RANDOM = [*TINY, "evolution.strategy=random"]
 NODES = (3, 5)  # the digits preset: 13 bits
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("random") / "run"
-    return start_run(load_config(None, TINY), out=folder, progress=False, echo=lambda line: None)
+    return start_run(load_config(None, RANDOM), out=folder, progress=False, echo=lambda line: None)
 
 
 def all_genomes(
@@ -67,7 +49,7 @@ def test_run_makes_exactly_n_times_t_plus_1_evaluations(run_folder: Path) -> Non
 
 
 def test_run_genomes_are_the_seeded_random_search(run_folder: Path) -> None:
-    config = load_config(None, TINY)
+    config = load_config(None, RANDOM)
     expected = all_genomes(RandomSearch(config.evolution, NODES, seed=config.run.seed))
     with load_run(run_folder) as run:
         recorded = [list(record.genomes) for record in run.generations()]

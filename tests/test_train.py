@@ -25,16 +25,6 @@ from genetic_cnn.train import (
 FAST = TrainConfig(schedule=((4, 1e-2),), batch_size=32, eval_batch_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is fastest, and it avoids the large slowdowns of spinning
-    OpenMP threads when other processes (e.g. parallel test runs) share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data() -> Datasets:
     return load_datasets(DataConfig(dataset="synthetic"), seed=0)
