@@ -186,7 +186,7 @@ def _plain(value: Any) -> Any:
 DEMO: dict[str, dict[str, Any]] = {
     "data": {"dataset": "digits"},
     "space": {"preset": "digits"},
-    "evolution": {"population": 10, "generations": 6},
+    "evolution": {"population": 10, "generations": 5},
     "train": {"schedule": [[6, 3e-3], [2, 3e-4]], "batch_size": 64},
     "run": {"seed": 0, "device": "cpu", "threads": 1},
 }
