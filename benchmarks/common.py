@@ -136,3 +136,33 @@ def _numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def busy_fraction(seconds: float = 1.0) -> float:
+    """Share of all cores busy over ``seconds`` (Linux /proc/stat; 0.0 elsewhere): other processes' load
+    while this one sleeps."""
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total_before, idle_before = sample()
+        time.sleep(seconds)
+        total_after, idle_after = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = total_after - total_before
+    return 1.0 - (idle_after - idle_before) / total if total > 0 else 0.0
+
+
+def wait_until_quiet(max_seconds: float, threshold: float = 0.1) -> float:
+    """Sleep until other processes use less than ``threshold`` of the cores, at most ``max_seconds``;
+    returns the busy fraction last seen. The machine is shared: a timing taken while others run is
+    pessimistic, and for multi-threaded runs very much so."""
+    deadline = time.monotonic() + max_seconds
+    busy = busy_fraction(0.5)
+    while busy >= threshold and time.monotonic() < deadline:
+        time.sleep(2.0)
+        busy = busy_fraction(0.5)
+    return busy

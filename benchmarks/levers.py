@@ -3,8 +3,8 @@
 Every lever is measured against the project's defaults (``train_model``'s loop: NCHW, batch 128,
 Adam with foreach, oneDNN convolutions, torch's thread count) on the same genome sample (all zeros
 plus ``--genomes`` random ones): training images per second over ``--images`` images per genome,
-after two warm-up steps, the best of ``--rounds`` rounds (the machine is shared; the best round is
-the least disturbed). Evaluation levers (batch size, inference_mode vs no_grad, channels_last) are
+after two warm-up steps, the best of ``--rounds`` rounds taken round-robin over the levers (the
+machine is shared; the best round is the least disturbed). Evaluation levers (batch size, inference_mode vs no_grad, channels_last) are
 timed on ``--eval-images`` forward passes.
 
 Levers: threads (1, 2), batch size (64..512), channels_last, oneDNN off (im2col + MKL GEMM),
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import load_average, machine, matmul_rate, mnist_root, table, write_json
+from common import load_average, machine, matmul_rate, mnist_root, table, wait_until_quiet, write_json
 
 from genetic_cnn.config import DataConfig, TrainConfig
 from genetic_cnn.data import Split, load_datasets
@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-compile", action="store_true", help="do not measure torch.compile (slow to compile)")
     parser.add_argument("--skip-processes", action="store_true", help="do not measure two processes side by side")
-    parser.add_argument("--only", nargs="*", help="measure only these levers (names as printed)")
+    parser.add_argument("--only", nargs="*", help="measure only these levers (names as printed; the default row always)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="before each timing, wait up to this many seconds for other processes to leave the CPU")
     parser.add_argument("--name", default="levers", help="results file name (benchmarks/results/<name>.json)")
     parser.add_argument("--json", help="write the JSON here instead")
     return parser.parse_args(argv)
@@ -138,58 +140,48 @@ def train_steps(genome: Genome, images: torch.Tensor, labels: torch.Tensor, sett
     return time.perf_counter() - warmed, warmed - started
 
 
-def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, setting: Setting, args: argparse.Namespace) -> dict[str, float]:
-    """Best-of-rounds images/s over all genomes (timed images / timed seconds, warm-up excluded)."""
+def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, setting: Setting, seed: int) -> float:
+    """Images/s over all genomes (timed images / timed seconds, the two warm-up steps excluded)."""
     timed_images = sum(stop - start for start, stop in batch_bounds(len(labels), setting.batch)[2:])
-    best = 0.0
-    warmups = []
+    seconds = 0.0
     with applied(setting):
-        for _ in range(args.rounds):
-            seconds = 0.0
-            for genome in genomes:
-                timed, warm = train_steps(genome, images, labels, setting, args.seed)
-                seconds += timed
-                warmups.append(warm)
-            best = max(best, timed_images * len(genomes) / seconds)
-    return {"images_per_s": best, "warmup_seconds": max(warmups)}
+        for genome in genomes:
+            seconds += train_steps(genome, images, labels, setting, seed)[0]
+    return timed_images * len(genomes) / seconds
 
 
-def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str, channels_last: bool, args: argparse.Namespace) -> float:
-    """Best-of-rounds forward images/s in eval mode, as ``train._evaluate`` runs it."""
-    best = 0.0
+def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str, channels_last: bool, threads: int = 0) -> float:
+    """Forward images/s in eval mode, as ``train._evaluate`` runs it (after one warm-up batch)."""
     grad_mode: Callable[[], Any] = torch.inference_mode if mode == "inference_mode" else torch.no_grad
-    models = []
-    for genome in genomes:
-        model: Any = build_network(genome, MNIST).eval()
-        models.append(model.to(memory_format=torch.channels_last) if channels_last else model)
-    for _ in range(args.rounds):
-        seconds = 0.0
-        for model in models:
+    seconds = 0.0
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with applied(Setting(threads=threads)):
+        for genome in genomes:
+            model: Any = build_network(genome, MNIST).eval()
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
             with grad_mode():
                 model(images[:batch])  # warm-up
                 started = time.perf_counter()
                 for start in range(0, len(images), batch):
                     model(images[start : start + batch]).argmax(dim=1)
                 seconds += time.perf_counter() - started
-        best = max(best, len(images) * len(models) / seconds)
-    return best
+    return len(images) * len(genomes) / seconds
 
 
-def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace) -> float:
-    """``train_model`` itself for one epoch (with its final validation on 1 batch): checks ``train_steps``."""
+def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, seed: int, **options: Any) -> float:
+    """``train_model`` itself for one epoch (its final validation is one batch of 128 images)."""
     config = TrainConfig(schedule=((1, 1e-3),), batch_size=128, eval_batch_size=1000)
-    best = 0.0
     holdout = 128
     train = Split(images[holdout:], labels[holdout:])
     validation = Split(images[:holdout], labels[:holdout])
-    for _ in range(args.rounds):
-        seconds = 0.0
-        for genome in genomes:
-            torch.manual_seed(args.seed)
-            model = build_network(genome, MNIST)
-            seconds += train_model(model, train, validation, config, seed=args.seed).seconds
-        best = max(best, len(train) * len(genomes) / seconds)
-    return best
+    seconds = 0.0
+    for genome in genomes:
+        torch.manual_seed(seed)
+        model = build_network(genome, MNIST)
+        seconds += train_model(model, train, validation, config, seed=seed, **options).seconds
+    return len(train) * len(genomes) / seconds
 
 
 def _process_worker(genomes: list[str], images: torch.Tensor, labels: torch.Tensor, seed: int, barrier: Any, queue: Any) -> None:
@@ -204,141 +196,175 @@ def _process_worker(genomes: list[str], images: torch.Tensor, labels: torch.Tens
     queue.put((started, time.time()))
 
 
-def processes_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace, workers: int = 2) -> float:
+def processes_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, seed: int, workers: int = 2) -> float:
     """Aggregate images/s of ``workers`` single-thread processes training at once (two evaluations in parallel)."""
     context = multiprocessing.get_context("spawn")
-    timed_images = sum(stop - start for start, stop in batch_bounds(len(labels), 128)[2:]) * len(genomes)
-    best = 0.0
-    for _ in range(args.rounds):
-        barrier, queue = context.Barrier(workers), context.Queue()
-        texts = [str(genome) for genome in genomes]
-        processes = [context.Process(target=_process_worker, args=(texts, images, labels, args.seed, barrier, queue))
-                     for _ in range(workers)]  # fmt: skip
-        for process in processes:
-            process.start()
-        spans = [queue.get() for _ in processes]
-        for process in processes:
-            process.join()
-        wall = max(end for _, end in spans) - min(start for start, _ in spans)
-        best = max(best, workers * timed_images / wall)  # the timed steps only (two warm-up steps per genome excluded)
-    return best
+    barrier, queue = context.Barrier(workers), context.Queue()
+    texts = [str(genome) for genome in genomes]
+    processes = [context.Process(target=_process_worker, args=(texts, images, labels, seed, barrier, queue))
+                 for _ in range(workers)]  # fmt: skip
+    for process in processes:
+        process.start()
+    spans = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    return workers * len(labels) * len(genomes) / wall  # every step: the workers warmed up before the barrier
 
 
-def compile_payoff(genome: Genome, images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace, eager_rate: float) -> dict[str, float]:
-    """Compile time against the time the compiled steps save over a full 25-epoch training (train mode only)."""
+def compile_payoff(genome: Genome, images: torch.Tensor, labels: torch.Tensor, seed: int, eager_rate: float) -> dict[str, Any]:
+    """Compile time against the time the compiled steps save over a full 25-epoch training (train mode only;
+    evaluation would compile once more)."""
     torch._dynamo.reset()
-    timed, warm = train_steps(genome, images, labels, Setting(compiled=True), args.seed)
+    timed, warm = train_steps(genome, images, labels, Setting(compiled=True), seed)
     timed_images = sum(stop - start for start, stop in batch_bounds(len(labels), 128)[2:])
     rate = timed_images / timed
     saved = FULL_TRAINING_IMAGES / eager_rate - FULL_TRAINING_IMAGES / rate
     return {"compile_seconds": warm, "images_per_s": rate, "eager_images_per_s": eager_rate,
-            "seconds_saved_over_25_epochs": saved, "pays": saved > warm}  # fmt: skip
+            "seconds_saved_over_25_epochs": saved, "pays": bool(saved > warm)}  # fmt: skip
 
 
 @dataclass
-class Report:
-    rows: list[list[str]] = field(default_factory=list)
-    data: list[dict[str, Any]] = field(default_factory=list)
+class Lever:
+    lever: str
+    setting: str
+    measure: Callable[[], float]
+    """One timing, images/s."""
+    kind: str = "train"
+    """train (reference: the default training) | eval (reference: the default evaluation)."""
+    threads: int = 0
+    note: str = ""
+    rates: list[float] = field(default_factory=list)
 
-    def add(self, lever: str, setting: str, rate: float, reference: float | None, note: str = "", **extra: Any) -> None:
-        ratio = f"{rate / reference:.2f}x" if reference else "-"
-        self.rows.append([lever, setting, f"{rate:.0f}", ratio, note])
-        self.data.append({"lever": lever, "setting": setting, "images_per_s": rate, "vs_default": rate / reference if reference else None, "note": note, **extra})
-        print(f"  {lever:<16} {setting:<28} {rate:8.0f} images/s  {ratio:>6}  {note}", flush=True)
+
+def levers(args: argparse.Namespace, genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor,
+           eval_images: torch.Tensor, default_threads: int) -> list[Lever]:  # fmt: skip
+    """Everything to measure; the first train and the first eval lever are the references."""
+    seed = args.seed
+    other_threads = 1 if default_threads != 1 else 2
+
+    def train(**changes: Any) -> Callable[[], float]:
+        return lambda: train_rate(genomes, images, labels, Setting(**changes), seed)
+
+    def evaluate(batch: int, mode: str = "inference_mode", channels_last: bool = False, threads: int = 0) -> Callable[[], float]:
+        return lambda: eval_rate(genomes, eval_images, batch, mode, channels_last, threads)
+
+    items = [
+        Lever("default", f"{default_threads} threads, batch 128, NCHW", train(), threads=default_threads),
+        Lever("train_model", "the project's loop", lambda: project_rate(genomes, images, labels, seed),
+              note="includes a 128-image validation"),  # fmt: skip
+        Lever("train_model", "channels_last=True", lambda: project_rate(genomes, images, labels, seed, channels_last=True),
+              note="the adopted opt-in"),  # fmt: skip
+        Lever("threads", f"{other_threads} thread(s)", train(threads=other_threads), threads=other_threads),
+        Lever("batch", "batch 64", train(batch=64), note="changes the optimization"),
+        Lever("batch", "batch 256", train(batch=256), note="changes the optimization"),
+        Lever("batch", "batch 512", train(batch=512), note="changes the optimization"),
+        Lever("channels_last", f"{default_threads} threads", train(channels_last=True)),
+        Lever("channels_last", f"{other_threads} thread(s)", train(channels_last=True, threads=other_threads), threads=other_threads),
+        Lever("channels_last", "batch 256", train(channels_last=True, batch=256), note="changes the optimization"),
+        Lever("mkldnn_off", "im2col + MKL GEMM", train(mkldnn=False)),
+        Lever("fused_adam", "Adam(fused=True)", train(fused_adam=True)),
+        Lever("flush_denormal", "set_flush_denormal(True)", train(flush_denormal=True)),
+        Lever("eval", f"batch 1000, inference_mode, {default_threads} threads", evaluate(1000), kind="eval",
+              note="the project's default"),  # fmt: skip
+        Lever("eval", "batch 1000, no_grad", evaluate(1000, "no_grad"), kind="eval"),
+        Lever("eval", "batch 128", evaluate(128), kind="eval"),
+        Lever("eval", "batch 250", evaluate(250), kind="eval"),
+        Lever("eval", "batch 5000", evaluate(5000), kind="eval"),
+        Lever("eval", "batch 1000, channels_last", evaluate(1000, channels_last=True), kind="eval"),
+        Lever("eval", "batch 250, channels_last", evaluate(250, channels_last=True), kind="eval"),
+        Lever("eval", "batch 5000, channels_last", evaluate(5000, channels_last=True), kind="eval"),
+        Lever("eval", f"batch 1000, channels_last, {other_threads} thread(s)",
+              evaluate(1000, channels_last=True, threads=other_threads), kind="eval", threads=other_threads),  # fmt: skip
+    ]
+    if not args.skip_processes:
+        items.append(Lever("processes", "2 processes x 1 thread", lambda: processes_rate(genomes, images, labels, seed),
+                           note="aggregate: two evaluations at once"))  # fmt: skip
+    wanted = set(args.only or [])
+    return [item for item in items if not wanted or item.lever in wanted or item.lever == "default"
+            or (item.kind == "eval" and item.note == "the project's default" and "eval" in wanted)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    wanted = set(args.only or [])
-
-    def want(lever: str) -> bool:
-        return not wanted or lever in wanted
-
     rng = np.random.default_rng(args.seed)
     genomes = [Genome.zeros(MNIST.nodes)] + [Genome.random(MNIST.nodes, rng) for _ in range(args.genomes)]
-    count = max(args.images, args.eval_images)
-    images, labels = images_and_labels(args, count)
+    images, labels = images_and_labels(args, max(args.images, args.eval_images))
     train_images, train_labels = images[: args.images], labels[: args.images]
     default_threads = torch.get_num_threads()
-    flops = {str(genome): count_flops(build_network(genome, MNIST), MNIST.input_shape, backward=True) for genome in genomes}
-    mean_flops = sum(flops.values()) / len(flops)
+    train_flops = {str(g): count_flops(build_network(g, MNIST), MNIST.input_shape, backward=True) for g in genomes}
+    eval_flops = {str(g): count_flops(build_network(g, MNIST), MNIST.input_shape, backward=False) for g in genomes}
+    mean_flops = {"train": sum(train_flops.values()) / len(genomes), "eval": sum(eval_flops.values()) / len(genomes)}
     load_before = load_average()
     print(f"torch {torch.__version__}, {default_threads} threads by default, load average {load_before:.2f}")
-    print(f"genomes: {', '.join(str(genome) for genome in genomes)} ({mean_flops / 1e6:.1f} MFLOP/image on average, "
-          f"forward and backward)", flush=True)  # fmt: skip
-    ceiling = {threads: matmul_rate(seconds=0.5)["best"] for threads in sorted({1, default_threads})}
-    for threads, rate in ceiling.items():
-        torch.set_num_threads(threads)
-        print(f"  matmul ceiling at {threads} thread(s): {rate / 1e9:.1f} GFLOP/s", flush=True)
-    torch.set_num_threads(default_threads)
+    print(f"genomes: {', '.join(str(genome) for genome in genomes)}; {mean_flops['train'] / 1e6:.1f} MFLOP/image "
+          f"forward and backward on average", flush=True)  # fmt: skip
 
-    report = Report()
-    default = Setting()
-    reference = train_rate(genomes, train_images, train_labels, default, args)["images_per_s"]
-    report.add("default", f"{default_threads} threads, batch 128, NCHW", reference, None,
-               f"{reference * mean_flops / 1e9:.1f} GFLOP/s, {reference * mean_flops / ceiling[default_threads]:.0%} of matmul")  # fmt: skip
-    if want("train_model"):
-        rate = project_rate(genomes, train_images, train_labels, args)
-        report.add("train_model", "the project's own loop", rate, reference, "includes a 128-image validation")
-    if want("threads"):
-        for threads in sorted({1, 2, default_threads}):
-            rate = train_rate(genomes, train_images, train_labels, Setting(threads=threads), args)["images_per_s"]
-            report.add("threads", f"{threads} thread(s)", rate, reference)
-    if want("batch"):
-        for batch in (64, 256, 512):
-            if batch * 3 <= len(train_labels):
-                rate = train_rate(genomes, train_images, train_labels, Setting(batch=batch), args)["images_per_s"]
-                report.add("batch", f"batch {batch}", rate, reference, "changes the optimization")
-    if want("channels_last"):
-        for threads in sorted({1, default_threads}):
-            rate = train_rate(genomes, train_images, train_labels, Setting(threads=threads, channels_last=True), args)["images_per_s"]
-            report.add("channels_last", f"{threads} thread(s)", rate, reference)
-        if 256 * 3 <= len(train_labels):
-            rate = train_rate(genomes, train_images, train_labels, Setting(batch=256, channels_last=True), args)["images_per_s"]
-            report.add("channels_last", "batch 256", rate, reference)
-    if want("mkldnn_off"):
-        rate = train_rate(genomes, train_images, train_labels, Setting(mkldnn=False), args)["images_per_s"]
-        report.add("mkldnn_off", "im2col + MKL GEMM", rate, reference)
-    if want("fused_adam"):
-        rate = train_rate(genomes, train_images, train_labels, Setting(fused_adam=True), args)["images_per_s"]
-        report.add("fused_adam", "Adam(fused=True)", rate, reference)
-    if want("flush_denormal"):
-        rate = train_rate(genomes, train_images, train_labels, Setting(flush_denormal=True), args)["images_per_s"]
-        report.add("flush_denormal", "torch.set_flush_denormal", rate, reference)
-    if want("processes") and not args.skip_processes:
-        rate = processes_rate(genomes, train_images, train_labels, args)
-        report.add("processes", "2 processes x 1 thread", rate, reference, "aggregate: two evaluations at once")
-    if want("compile") and not args.skip_compile:
+    ceiling: dict[int, float] = {}
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        wait_until_quiet(args.quiet_wait)
+        ceiling[threads] = matmul_rate()["best"]
+        print(f"  matmul ceiling at {threads} thread(s): {ceiling[threads] / 1e9:.1f} GFLOP/s", flush=True)
+    torch.set_num_threads(default_threads)
+    machine_ceiling = max(ceiling.values())
+
+    items = levers(args, genomes, train_images, train_labels, images[: args.eval_images], default_threads)
+    busy_seen = []
+    for round_ in range(args.rounds):  # round-robin: a burst of load hurts one round of every lever, not one lever
+        print(f"round {round_ + 1}/{args.rounds}", flush=True)
+        for item in items:
+            if args.quiet_wait:
+                busy_seen.append(wait_until_quiet(args.quiet_wait))
+            item.rates.append(item.measure())
+            print(f"  {item.lever:<15} {item.setting:<40} {item.rates[-1]:8.0f} images/s", flush=True)
+
+    references = {kind: next(item for item in items if item.kind == kind) for kind in ("train", "eval") if any(i.kind == kind for i in items)}
+    rows, data = [], []
+    for item in items:
+        best = max(item.rates)
+        reference = max(references[item.kind].rates)
+        flops = best * mean_flops[item.kind]
+        ratio = best / reference
+        rows.append([item.lever, item.setting, f"{best:.0f}", f"{flops / 1e9:.1f}", f"{flops / machine_ceiling:.0%}",
+                     "-" if item is references[item.kind] else f"{ratio:.2f}x", item.note])  # fmt: skip
+        data.append({"lever": item.lever, "setting": item.setting, "kind": item.kind, "images_per_s": best,
+                     "rates": item.rates, "flops_per_s": flops, "fraction_of_matmul": flops / machine_ceiling,
+                     "vs_default": ratio, "note": item.note})  # fmt: skip
+
+    compiled = None
+    if not args.skip_compile and (not args.only or "compile" in args.only):
         genome = genomes[-1]
-        eager = train_rate([genome], train_images, train_labels, default, args)["images_per_s"]
-        payoff = compile_payoff(genome, train_images, train_labels, args, eager)
-        report.add("compile", f"torch.compile, {genome}", payoff["images_per_s"], eager,
-                   f"compile {payoff['compile_seconds']:.0f} s, saves {payoff['seconds_saved_over_25_epochs']:.0f} s "
-                   f"over 25 epochs", **payoff)  # fmt: skip
-    if want("eval"):
-        eval_images = images[: args.eval_images]
-        base = eval_rate(genomes, eval_images, 1000, "inference_mode", False, args)
-        report.add("eval", "batch 1000, inference_mode", base, None, "forward only; the project's default")
-        for batch, mode, channels_last in ((1000, "no_grad", False), (128, "inference_mode", False),
-                                           (250, "inference_mode", False), (5000, "inference_mode", False),
-                                           (1000, "inference_mode", True)):  # fmt: skip
-            if batch <= len(eval_images):
-                rate = eval_rate(genomes, eval_images, batch, mode, channels_last, args)
-                report.add("eval", f"batch {batch}, {mode}{', channels_last' if channels_last else ''}", rate, base)
+        wait_until_quiet(args.quiet_wait)
+        eager = max(train_rate([genome], train_images, train_labels, Setting(), args.seed) for _ in range(args.rounds))
+        compiled = compile_payoff(genome, train_images, train_labels, args.seed, eager)
+        rows.append(["compile", f"torch.compile, {genome}", f"{compiled['images_per_s']:.0f}",
+                     f"{compiled['images_per_s'] * train_flops[str(genome)] / 1e9:.1f}",
+                     f"{compiled['images_per_s'] * train_flops[str(genome)] / machine_ceiling:.0%}",
+                     f"{compiled['images_per_s'] / eager:.2f}x",
+                     f"compile {compiled['compile_seconds']:.0f} s; saves {compiled['seconds_saved_over_25_epochs']:.0f} s "
+                     "over 25 epochs of 50,000"])  # fmt: skip
 
     load_after = load_average()
     print()
-    print(table(report.rows, ["lever", "setting", "images/s", "vs default", "note"]))
-    print(f"\nload average {load_before:.2f} before, {load_after:.2f} after")
+    print(f"training: {len(train_labels)} images per genome (reference: the first row); evaluation: "
+          f"{args.eval_images} images (reference: the first eval row); best of {args.rounds} rounds")  # fmt: skip
+    print(table(rows, ["lever", "setting", "images/s", "GFLOP/s", "of matmul", "vs default", "note"]))
+    print(f"\nmatmul ceiling {machine_ceiling / 1e9:.1f} GFLOP/s ({', '.join(f'{t} thread(s) {r / 1e9:.1f}' for t, r in ceiling.items())}); "
+          f"load average {load_before:.2f} before, {load_after:.2f} after"
+          + (f"; others' CPU share before each timing at most {max(busy_seen):.0%}" if busy_seen else ""))  # fmt: skip
     result = {
         "benchmark": "levers",
         "machine": machine(),
         "load_average": {"before": load_before, "after": load_after},
+        "others_busy_max": max(busy_seen) if busy_seen else None,
         "settings": {"images": args.images, "eval_images": args.eval_images, "rounds": args.rounds, "seed": args.seed,
                      "genomes": [str(genome) for genome in genomes], "real_mnist": bool(args.root or args.mnist_gz)},  # fmt: skip
-        "train_flops_per_image": flops,
+        "train_flops_per_image": train_flops,
+        "eval_flops_per_image": eval_flops,
         "matmul_flops_per_s": {str(threads): rate for threads, rate in ceiling.items()},
-        "levers": report.data,
+        "levers": data,
+        "compile": compiled,
     }
     print(f"wrote {write_json(result, args.name, args.json)}")
     return result

@@ -21,14 +21,6 @@ FAST = TrainConfig(schedule=((2, 3e-3),), batch_size=64, eval_batch_size=100)
 GENOME = "1-01|0-01-100-0111"  # both stages have joins (sums of two inputs) and a chain
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data() -> Datasets:
     return load_datasets(DataConfig(dataset="synthetic"), seed=0)
