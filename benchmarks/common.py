@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import platform
+import resource
 import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,36 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    total: float
+    """CPU-seconds of all cores since boot (Linux /proc/stat), NaN elsewhere."""
+    idle: float
+    own: float
+    """CPU-seconds of this process and its finished children."""
+
+
+def cpu_sample() -> CpuSample:
+    own = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return CpuSample(math.nan, math.nan, own)
+    ticks = os.sysconf("SC_CLK_TCK")
+    return CpuSample(sum(fields[:8]) / ticks, (fields[3] + fields[4]) / ticks, own)
+
+
+def others_share(before: CpuSample, after: CpuSample) -> float:
+    """Share of the machine's CPU time that other processes used between two samples: what disturbed
+    the timings (the load average counts this benchmark's own threads too)."""
+    total = after.total - before.total
+    if not total > 0:
+        return math.nan
+    busy = total - (after.idle - before.idle)
+    return min(1.0, max(0.0, (busy - (after.own - before.own)) / total))
 
 
 def load_average() -> float:

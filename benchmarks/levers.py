@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,7 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import load_average, machine, matmul_rate, mnist_root, table, wait_until_quiet, write_json
+from common import (
+    cpu_sample,
+    load_average,
+    machine,
+    matmul_rate,
+    mnist_root,
+    others_share,
+    table,
+    wait_until_quiet,
+    write_json,
+)
 
 from genetic_cnn.config import DataConfig, TrainConfig
 from genetic_cnn.data import Split, load_datasets
@@ -220,6 +232,21 @@ def compile_payoff(genome: Genome, images: torch.Tensor, labels: torch.Tensor, s
     the search is a new graph, so every evaluation pays it.
     """
     torch._dynamo.reset()
+    # A cold cache: a new architecture in a search finds nothing to reuse (a repeated one is not retrained).
+    cache = tempfile.mkdtemp(prefix="inductor-")
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    try:
+        return _compiled_run(genome, images, labels, seed, eager_rate)
+    finally:
+        if previous is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _compiled_run(genome: Genome, images: torch.Tensor, labels: torch.Tensor, seed: int, eager_rate: float) -> dict[str, Any]:
     torch.manual_seed(seed)
     model: Any = torch.compile(build_network(genome, MNIST))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -336,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"genomes: {', '.join(str(genome) for genome in genomes)}; {mean_flops['train'] / 1e6:.1f} MFLOP/image "
           f"forward and backward on average", flush=True)  # fmt: skip
 
+    cpu_before = cpu_sample()
     ceiling: dict[int, float] = {}
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
@@ -343,7 +371,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ceiling[threads] = matmul_rate()["best"]
         print(f"  matmul ceiling at {threads} thread(s): {ceiling[threads] / 1e9:.1f} GFLOP/s", flush=True)
     torch.set_num_threads(default_threads)
-    machine_ceiling = max(ceiling.values())
 
     items = levers(args, genomes, train_images, train_labels, images[: args.eval_images], default_threads)
     busy_seen = []
@@ -354,6 +381,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 busy_seen.append(wait_until_quiet(args.quiet_wait))
             item.rates.append(item.measure())
             print(f"  {item.lever:<15} {item.setting:<40} {item.rates[-1]:8.0f} images/s", flush=True)
+
+    compiled = []
+    if not args.skip_compile and (not args.only or "compile" in args.only):
+        for genome in genomes:  # per genome: compiling is per network, and its cost differs
+            wait_until_quiet(args.quiet_wait)
+            eager = max(train_rate([genome], train_images, train_labels, Setting(), args.seed) for _ in range(args.rounds))
+            last = max(train_rate([genome], train_images, train_labels, Setting(channels_last=True), args.seed)
+                       for _ in range(args.rounds))  # fmt: skip
+            payoff = compile_payoff(genome, train_images, train_labels, args.seed, eager)
+            payoff |= {"genome": str(genome), "channels_last_images_per_s": last,
+                       "seconds_saved_over_25_epochs_vs_channels_last": FULL_TRAINING_IMAGES / last - FULL_TRAINING_IMAGES / payoff["images_per_s"]}  # fmt: skip
+            compiled.append(payoff)
+            print(f"  compile {genome}: {payoff['images_per_s']:.0f} images/s, eager {eager:.0f}, channels_last {last:.0f}, "
+                  f"compile {payoff['compile_seconds']:.0f} s", flush=True)  # fmt: skip
+
+    for threads in sorted({1, default_threads}):  # again at the end: the best of both is the ceiling
+        torch.set_num_threads(threads)
+        wait_until_quiet(args.quiet_wait)
+        ceiling[threads] = max(ceiling[threads], matmul_rate()["best"])
+    torch.set_num_threads(default_threads)
+    machine_ceiling = max(ceiling.values())
 
     references = {kind: next(item for item in items if item.kind == kind) for kind in ("train", "eval") if any(i.kind == kind for i in items)}
     rows, data = [], []
@@ -367,40 +415,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data.append({"lever": item.lever, "setting": item.setting, "kind": item.kind, "images_per_s": best,
                      "rates": item.rates, "flops_per_s": flops, "fraction_of_matmul": flops / machine_ceiling,
                      "vs_default": ratio, "note": item.note})  # fmt: skip
-
-    compiled = []
-    if not args.skip_compile and (not args.only or "compile" in args.only):
-        for genome in genomes:  # per genome: compiling is per network, and its cost differs
-            wait_until_quiet(args.quiet_wait)
-            eager = max(train_rate([genome], train_images, train_labels, Setting(), args.seed) for _ in range(args.rounds))
-            last = max(train_rate([genome], train_images, train_labels, Setting(channels_last=True), args.seed)
-                       for _ in range(args.rounds))  # fmt: skip
-            payoff = compile_payoff(genome, train_images, train_labels, args.seed, eager)
-            payoff |= {"genome": str(genome), "channels_last_images_per_s": last,
-                       "seconds_saved_over_25_epochs_vs_channels_last": FULL_TRAINING_IMAGES / last - FULL_TRAINING_IMAGES / payoff["images_per_s"]}  # fmt: skip
-            compiled.append(payoff)
-            rate = payoff["images_per_s"]
-            rows.append(["compile", f"torch.compile, {genome}", f"{rate:.0f}", f"{rate * train_flops[str(genome)] / 1e9:.1f}",
-                         f"{rate * train_flops[str(genome)] / machine_ceiling:.0%}", f"{rate / eager:.2f}x",
-                         f"vs this genome eager; channels_last {last / eager:.2f}x; compile {payoff['compile_seconds']:.0f} s, "
-                         f"saves {payoff['seconds_saved_over_25_epochs']:.0f} s over 25 epochs "
-                         f"({payoff['seconds_saved_over_25_epochs_vs_channels_last']:.0f} s vs channels_last)"])  # fmt: skip
-            print(f"  compile {genome}: {rate:.0f} images/s, eager {eager:.0f}, channels_last {last:.0f}, "
-                  f"compile {payoff['compile_seconds']:.0f} s", flush=True)  # fmt: skip
+    for payoff in compiled:
+        rate, flops = payoff["images_per_s"], payoff["images_per_s"] * train_flops[payoff["genome"]]
+        rows.append(["compile", f"torch.compile, {payoff['genome']}", f"{rate:.0f}", f"{flops / 1e9:.1f}",
+                     f"{flops / machine_ceiling:.0%}", f"{rate / payoff['eager_images_per_s']:.2f}x",
+                     f"vs this genome eager; channels_last {payoff['channels_last_images_per_s'] / payoff['eager_images_per_s']:.2f}x; "
+                     f"compile {payoff['compile_seconds']:.0f} s, saves {payoff['seconds_saved_over_25_epochs']:.0f} s over 25 "
+                     f"epochs ({payoff['seconds_saved_over_25_epochs_vs_channels_last']:.0f} s vs channels_last)"])  # fmt: skip
 
     load_after = load_average()
+    others = others_share(cpu_before, cpu_sample())
     print()
     print(f"training: {len(train_labels)} images per genome (reference: the first row); evaluation: "
           f"{args.eval_images} images (reference: the first eval row); best of {args.rounds} rounds")  # fmt: skip
     print(table(rows, ["lever", "setting", "images/s", "GFLOP/s", "of matmul", "vs default", "note"]))
     print(f"\nmatmul ceiling {machine_ceiling / 1e9:.1f} GFLOP/s ({', '.join(f'{t} thread(s) {r / 1e9:.1f}' for t, r in ceiling.items())}); "
-          f"load average {load_before:.2f} before, {load_after:.2f} after"
-          + (f"; others' CPU share before each timing at most {max(busy_seen):.0%}" if busy_seen else ""))  # fmt: skip
+          f"load average {load_before:.2f} before; other processes used {others:.1%} of the CPU during the run")  # fmt: skip
     result = {
         "benchmark": "levers",
         "machine": machine(),
         "load_average": {"before": load_before, "after": load_after},
-        "others_busy_max": max(busy_seen) if busy_seen else None,
+        "others_cpu_share": others,
+        "others_busy_max_before_timings": max(busy_seen) if busy_seen else None,
         "settings": {"images": args.images, "eval_images": args.eval_images, "rounds": args.rounds, "seed": args.seed,
                      "genomes": [str(genome) for genome in genomes], "real_mnist": bool(args.root or args.mnist_gz)},  # fmt: skip
         "train_flops_per_image": train_flops,
