@@ -3,8 +3,10 @@
 For the MNIST preset and a fixed sample of genomes (all zeros plus ``--genomes`` drawn from a seeded
 generator) this times, in one run and on the same genomes, images, epochs and batch size:
 
-(a) the project's evaluation: ``build_network``, ``train_model`` for one epoch on the training
-    images, then the validation and test measurements, the calls ``Evaluator`` makes; it reports
+(a) the project's evaluation with its defaults (channels_last, ``run.reuse_memory``; in a process
+    of its own, since the allocator setting is process-wide): ``build_network``, ``train_model`` for
+    one epoch on the training images, then the validation and test measurements, the calls
+    ``Evaluator`` makes; it reports
     training images/s and the FLOP/s achieved (forward and backward FLOPs per image counted with
     ``FlopCounterMode``), as a fraction of this machine's dense float32 matmul rate, measured in
     the same run (``torch.mm`` of two 2048 x 2048 matrices, repeated): the practical ceiling;
@@ -21,9 +23,12 @@ Prints a table and writes JSON to benchmarks/results/<name>.json (or ``--json PA
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ from common import (
 from genetic_cnn.config import DataConfig, TrainConfig
 from genetic_cnn.data import Datasets, load_datasets
 from genetic_cnn.genome import Genome
+from genetic_cnn.memory import reuse_freed_memory
 from genetic_cnn.network import build_network, count_flops
 from genetic_cnn.presets import MNIST, NetworkPreset
 from genetic_cnn.train import evaluate_model, train_model
@@ -66,7 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128, help="training batch (default 128, the MNIST preset's)")
     parser.add_argument("--eval-batch-size", type=int, default=1000, help="evaluation batch of the project (default 1000)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads; 0 = leave torch's default")
-    parser.add_argument("--channels-last", action="store_true", help="train the project's networks in channels_last")
+    parser.add_argument("--nchw", action="store_true",
+                        help="train the project's networks in the default memory format (run.channels_last = false)")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="leave glibc's malloc as it is for the project too (run.reuse_memory = false)")
     parser.add_argument("--baseline-workers", type=int, default=0, help="DataLoader num_workers of the baseline (default 0)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="time each side this many times, alternating, and keep the fastest (default 1)")
@@ -95,19 +104,59 @@ class Timing:
     """Validation accuracy: both sides must learn, or the timing means nothing."""
 
 
+class ProjectSide:
+    """The project's evaluations, in a process of their own: ``run.reuse_memory`` changes the whole
+    process's allocator, and the baseline must keep the system's."""
+
+    def __init__(self, data_config: DataConfig, seed: int, threads: int, reuse_memory: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_project_worker,
+                                        initargs=(data_config, seed, threads, reuse_memory))  # fmt: skip
+
+    def warm_up(self, genome: Genome, batch: int, channels_last: bool) -> None:
+        self.pool.submit(_project_warm_up, str(genome), batch, channels_last).result()
+
+    def time(self, genome: Genome, config: TrainConfig, seed: int, channels_last: bool) -> Timing:
+        return self.pool.submit(_project_time, str(genome), config, seed, channels_last).result()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+_worker_data: Datasets | None = None
+
+
+def _project_worker(data_config: DataConfig, seed: int, threads: int, reuse_memory: bool) -> None:
+    global _worker_data
+    if threads:
+        torch.set_num_threads(threads)
+    if reuse_memory and not reuse_freed_memory():
+        raise RuntimeError("run.reuse_memory has no effect here (it needs Linux with glibc); pass --system-allocator")
+    _worker_data = load_datasets(data_config, seed=seed)
+
+
+def _project_warm_up(genome: str, batch: int, channels_last: bool) -> None:
+    assert _worker_data is not None
+    warm_up(Genome.from_string(genome, MNIST.nodes), _worker_data.train.images, _worker_data.train.labels, batch, channels_last)
+
+
+def _project_time(genome: str, config: TrainConfig, seed: int, channels_last: bool) -> Timing:
+    assert _worker_data is not None
+    return time_project(Genome.from_string(genome, MNIST.nodes), _worker_data, config, seed, channels_last)
+
+
 def time_project(genome: Genome, data: Datasets, config: TrainConfig, seed: int, channels_last: bool) -> Timing:
     """The calls ``Evaluator._train`` makes, on the CPU."""
-    options: dict[str, Any] = {"channels_last": True} if channels_last else {}
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = build_network(genome, MNIST)
-    result = train_model(model, data.train, data.validation, config, seed=seed, device="cpu", **options)
+    result = train_model(model, data.train, data.validation, config, seed=seed, device="cpu", channels_last=channels_last)
     trained = time.perf_counter()
-    evaluate_model(model, data.test, config.eval_batch_size, "cpu")
+    evaluate_model(model, data.test, config.eval_batch_size, "cpu", channels_last=channels_last)
     finished = time.perf_counter()
     # train_model ends with the validation measurement; time it again to split training from measuring.
     again = time.perf_counter()
-    evaluate_model(model, data.validation, config.eval_batch_size, "cpu")
+    evaluate_model(model, data.validation, config.eval_batch_size, "cpu", channels_last=channels_last)
     validation_seconds = time.perf_counter() - again
     return Timing(
         seconds=finished - started,
@@ -214,6 +263,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     data = load_datasets(data_config, seed=args.seed)
     train_count = len(data.train)
+    channels_last = not args.nchw
+    project_side = ProjectSide(data_config, args.seed, args.threads, reuse_memory=not args.system_allocator)
     config = TrainConfig(schedule=((1, LEARNING_RATE),), batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
     baseline = None if args.no_baseline else baseline_data(root, train_count, eval_count, args.seed)
     genomes = sample_genomes(args.genomes, args.seed)
@@ -229,10 +280,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = build_network(genome, MNIST)
         train_flops = count_flops(model, MNIST.input_shape, backward=True)
         eval_flops = count_flops(model, MNIST.input_shape, backward=False)
-        warm_up(genome, data.train.images, data.train.labels, args.batch_size, args.channels_last)
+        project_side.warm_up(genome, args.batch_size, channels_last)
+        warm_up(genome, data.train.images, data.train.labels, args.batch_size, False)
         project, plain = None, None
         for _ in range(args.repeats):  # alternating, so a burst of load hits both sides; the fastest of each is kept
-            timing = time_project(genome, data, config, args.seed, args.channels_last)
+            timing = project_side.time(genome, config, args.seed, channels_last)
             project = timing if project is None or timing.seconds < project.seconds else project
             if baseline:
                 timing = time_baseline(genome, baseline, args.batch_size, args.seed, args.baseline_workers)
@@ -252,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             line += f"; baseline {plain.seconds:.2f} s, {plain.seconds / project.seconds:.2f}x"
         print(line, flush=True)
 
+    project_side.close()
     ceiling_after = matmul_rate()
     ceiling = max(ceiling_before["best"], ceiling_after["best"])
     load_after = load_average()
@@ -284,7 +337,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "eval_batch_size": args.eval_batch_size,
             "threads": torch.get_num_threads(),
-            "channels_last": args.channels_last,
+            "channels_last": channels_last,
+            "reuse_memory": not args.system_allocator,
             "baseline_workers": args.baseline_workers,
             "repeats": args.repeats,
             "seed": args.seed,
@@ -347,7 +401,8 @@ def report(result: dict[str, Any]) -> str:
     load, others = result["load_average"], result["others_cpu_share"]
     lines.append(f"load average            {load['before']:.2f} before, {load['after']:.2f} after (this run's threads included); "
                  f"other processes used {others:.1%} of the CPU during the run")  # fmt: skip
-    if load["before"] > 0.5 or others > 0.05:
+    # The load average lags by a minute and counts this run's threads; the CPU share of others does not.
+    if others > 0.05 or (math.isnan(others) and load["before"] > 0.5):
         lines.append("(the machine was busy: timings are pessimistic; rerun when it is quiet)")
     return "\n".join(lines)
 

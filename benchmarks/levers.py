@@ -48,9 +48,17 @@ from common import (
 from genetic_cnn.config import DataConfig, TrainConfig
 from genetic_cnn.data import Split, load_datasets
 from genetic_cnn.genome import Genome
+from genetic_cnn.memory import reuse_freed_memory
 from genetic_cnn.network import build_network, count_flops
 from genetic_cnn.presets import MNIST
 from genetic_cnn.train import batch_bounds, train_model
+
+
+def memory_reused() -> bool:
+    import genetic_cnn.memory
+
+    return genetic_cnn.memory._applied
+
 
 FULL_TRAINING_IMAGES = 25 * 50_000  # the paper's MNIST schedule: 25 epochs of 50,000 images
 
@@ -99,6 +107,32 @@ class Setting:
     mkldnn: bool = True
     fused_adam: bool = False
     flush_denormal: bool = False
+    reuse_memory: bool = False
+    """glibc keeps freed memory for reuse (``run.reuse_memory``); measured in a fresh process, because
+    the setting cannot be undone."""
+
+
+def in_fresh_process(function: Callable[..., float], *args: Any) -> float:
+    """``function(*args)`` in a new process whose allocator keeps freed memory (``run.reuse_memory``)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_reusing_memory, args=(queue, function, args))
+    process.start()
+    result = queue.get()
+    process.join()
+    if isinstance(result, BaseException):
+        raise result
+    return float(result)
+
+
+def _reusing_memory(queue: Any, function: Callable[..., float], args: tuple[Any, ...]) -> None:
+    try:
+        if not reuse_freed_memory():
+            raise RuntimeError("run.reuse_memory has no effect here (it needs Linux with glibc)")
+        function(*args)  # a new process warms up first: thread pools, oneDNN's kernels, the heap itself
+        queue.put(function(*args))
+    except BaseException as error:  # the parent re-raises it
+        queue.put(error)
 
 
 @contextlib.contextmanager
@@ -151,6 +185,8 @@ def train_steps(genome: Genome, images: torch.Tensor, labels: torch.Tensor, sett
 
 def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, setting: Setting, seed: int) -> float:
     """Images/s over all genomes (timed images / timed seconds, the two warm-up steps excluded)."""
+    if setting.reuse_memory and not memory_reused():
+        return in_fresh_process(train_rate, genomes, images, labels, setting, seed)
     timed_images = sum(stop - start for start, stop in batch_bounds(len(labels), setting.batch)[2:])
     seconds = 0.0
     with applied(setting):
@@ -159,8 +195,11 @@ def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor
     return timed_images * len(genomes) / seconds
 
 
-def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str, channels_last: bool, threads: int = 0) -> float:
+def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str, channels_last: bool, threads: int = 0,
+              reuse_memory: bool = False) -> float:  # fmt: skip
     """Forward images/s in eval mode, as ``train._evaluate`` runs it (after one warm-up batch)."""
+    if reuse_memory and not memory_reused():
+        return in_fresh_process(eval_rate, genomes, images, batch, mode, channels_last, threads, True)
     grad_mode: Callable[[], Any] = torch.inference_mode if mode == "inference_mode" else torch.no_grad
     seconds = 0.0
     if channels_last:
@@ -179,8 +218,11 @@ def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str
     return len(images) * len(genomes) / seconds
 
 
-def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, seed: int, **options: Any) -> float:
+def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, seed: int, channels_last: bool = True,
+                 reuse_memory: bool = False) -> float:  # fmt: skip
     """``train_model`` itself for one epoch (its final validation is one batch of 128 images)."""
+    if reuse_memory and not memory_reused():
+        return in_fresh_process(project_rate, genomes, images, labels, seed, channels_last, True)
     config = TrainConfig(schedule=((1, 1e-3),), batch_size=128, eval_batch_size=1000)
     holdout = 128
     train = Split(images[holdout:], labels[holdout:])
@@ -189,7 +231,7 @@ def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tens
     for genome in genomes:
         torch.manual_seed(seed)
         model = build_network(genome, MNIST)
-        seconds += train_model(model, train, validation, config, seed=seed, **options).seconds
+        seconds += train_model(model, train, validation, config, seed=seed, channels_last=channels_last).seconds
     return len(train) * len(genomes) / seconds
 
 
@@ -305,15 +347,17 @@ def levers(args: argparse.Namespace, genomes: list[Genome], images: torch.Tensor
     def train(**changes: Any) -> Callable[[], float]:
         return lambda: train_rate(genomes, images, labels, Setting(**changes), seed)
 
-    def evaluate(batch: int, mode: str = "inference_mode", channels_last: bool = False, threads: int = 0) -> Callable[[], float]:
-        return lambda: eval_rate(genomes, eval_images, batch, mode, channels_last, threads)
+    def evaluate(batch: int, mode: str = "inference_mode", channels_last: bool = False, threads: int = 0,
+                 reuse_memory: bool = False) -> Callable[[], float]:  # fmt: skip
+        return lambda: eval_rate(genomes, eval_images, batch, mode, channels_last, threads, reuse_memory)
 
     items = [
         Lever("default", f"{default_threads} threads, batch 128, NCHW", train(), threads=default_threads),
-        Lever("train_model", "the project's loop", lambda: project_rate(genomes, images, labels, seed),
-              note="includes a 128-image validation"),  # fmt: skip
-        Lever("train_model", "channels_last=True", lambda: project_rate(genomes, images, labels, seed, channels_last=True),
-              note="the adopted opt-in"),  # fmt: skip
+        Lever("train_model", "NCHW (channels_last=False)", lambda: project_rate(genomes, images, labels, seed, False),
+              note="the project's loop before channels_last; includes a 128-image validation"),  # fmt: skip
+        Lever("train_model", "channels_last", lambda: project_rate(genomes, images, labels, seed, True)),
+        Lever("train_model", "channels_last + reuse_memory", lambda: project_rate(genomes, images, labels, seed, True, True),
+              note="the project's defaults (run.channels_last, run.reuse_memory)"),  # fmt: skip
         Lever("threads", f"{other_threads} thread(s)", train(threads=other_threads), threads=other_threads),
         Lever("batch", "batch 64", train(batch=64), note="changes the optimization"),
         Lever("batch", "batch 256", train(batch=256), note="changes the optimization"),
@@ -321,11 +365,13 @@ def levers(args: argparse.Namespace, genomes: list[Genome], images: torch.Tensor
         Lever("channels_last", f"{default_threads} threads", train(channels_last=True)),
         Lever("channels_last", f"{other_threads} thread(s)", train(channels_last=True, threads=other_threads), threads=other_threads),
         Lever("channels_last", "batch 256", train(channels_last=True, batch=256), note="changes the optimization"),
+        Lever("reuse_memory", f"{default_threads} threads, NCHW", train(reuse_memory=True), note="in a fresh process"),
+        Lever("reuse_memory", "channels_last", train(reuse_memory=True, channels_last=True), note="in a fresh process"),
         Lever("mkldnn_off", "im2col + MKL GEMM", train(mkldnn=False)),
         Lever("fused_adam", "Adam(fused=True)", train(fused_adam=True)),
         Lever("flush_denormal", "set_flush_denormal(True)", train(flush_denormal=True)),
-        Lever("eval", f"batch 1000, inference_mode, {default_threads} threads", evaluate(1000), kind="eval",
-              note="the project's default"),  # fmt: skip
+        Lever("eval", f"batch 1000, inference_mode, {default_threads} threads, NCHW", evaluate(1000), kind="eval",
+              note="the reference"),  # fmt: skip
         Lever("eval", "batch 1000, no_grad", evaluate(1000, "no_grad"), kind="eval"),
         Lever("eval", "batch 128", evaluate(128), kind="eval"),
         Lever("eval", "batch 250", evaluate(250), kind="eval"),
@@ -333,6 +379,10 @@ def levers(args: argparse.Namespace, genomes: list[Genome], images: torch.Tensor
         Lever("eval", "batch 1000, channels_last", evaluate(1000, channels_last=True), kind="eval"),
         Lever("eval", "batch 250, channels_last", evaluate(250, channels_last=True), kind="eval"),
         Lever("eval", "batch 5000, channels_last", evaluate(5000, channels_last=True), kind="eval"),
+        Lever("eval", "batch 1000, channels_last, reuse_memory", evaluate(1000, channels_last=True, reuse_memory=True),
+              kind="eval", note="the project's defaults"),  # fmt: skip
+        Lever("eval", "batch 250, channels_last, reuse_memory", evaluate(250, channels_last=True, reuse_memory=True),
+              kind="eval", note="in a fresh process"),  # fmt: skip
         Lever("eval", f"batch 1000, channels_last, {other_threads} thread(s)",
               evaluate(1000, channels_last=True, threads=other_threads), kind="eval", threads=other_threads),  # fmt: skip
     ]
@@ -345,7 +395,7 @@ def levers(args: argparse.Namespace, genomes: list[Genome], images: torch.Tensor
     usable = [item for item in items if "batch 512" not in item.setting or 3 * 512 <= len(labels)]  # two warm-up steps
     wanted = set(args.only or [])
     return [item for item in usable if not wanted or item.lever in wanted or item.lever == "default"
-            or (item.kind == "eval" and item.note == "the project's default" and "eval" in wanted)]  # fmt: skip
+            or (item.kind == "eval" and item.note == "the reference" and "eval" in wanted)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from genetic_cnn.config import Config
 from genetic_cnn.data import Datasets, load_datasets
 from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
+from genetic_cnn.memory import reuse_freed_memory
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import NetworkPreset
 from genetic_cnn.records import DIVERGED, FAILED, OK, EvaluationResult, EvaluationTask
@@ -48,6 +49,10 @@ class Evaluator:
     device: torch.device
     progress: bool = False
 
+    def __post_init__(self) -> None:
+        if self.device.type == "cpu" and self.config.run.reuse_memory:
+            reuse_freed_memory()
+
     @classmethod
     def from_config(cls, config: Config, device: str | None = None, progress: bool = False) -> Evaluator:
         datasets = load_datasets(config.data, seed=config.run.seed)
@@ -83,6 +88,7 @@ class Evaluator:
         result = train_model(
             model, self.datasets.train, self.datasets.validation, self.config.train,
             seed=task.seed, device=self.device, progress=self.progress, batch_size=batch_size,
+            channels_last=self.config.run.channels_last,
         )  # fmt: skip
         key = genome.architecture_key()
         if result.diverged:
@@ -92,7 +98,10 @@ class Evaluator:
                 seconds=time.perf_counter() - start, error="training loss became NaN or infinite",
                 batch_size=batch_size,
             )  # fmt: skip
-        test_accuracy, _ = evaluate_model(model, self.datasets.test, self.config.train.eval_batch_size, self.device)
+        test_accuracy, _ = evaluate_model(
+            model, self.datasets.test, self.config.train.eval_batch_size, self.device,
+            channels_last=self.config.run.channels_last,
+        )  # fmt: skip
         return EvaluationResult(
             task.generation, task.slot, task.genome, key, task.seed, OK,
             accuracy=result.accuracy, test_accuracy=test_accuracy, loss=result.loss,

@@ -158,22 +158,27 @@ def train_full(
     padding: int = 4,
     flip: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
+    channels_last: bool = True,
 ) -> float:
     """Train ``model`` in place on every image of ``split`` with ``config``'s optimizer and schedule.
 
     Returns the last epoch's mean training loss; raises ``UserError`` when the loss becomes NaN or
     infinite. ``on_epoch(epoch, loss)`` is called after each epoch (for a progress bar).
+    ``channels_last`` as in ``train_model``.
     """
     import torch
     import torch.nn.functional as F
     from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler
+    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler, to_channels_last
 
     torch.manual_seed(seed)  # dropout
     device = torch.device(device)
     model.to(device)
     images, labels = split.images.to(device), split.labels.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # before the optimizer takes the parameters
+        images = to_channels_last(images)
     size = len(labels)
     if size == 0:
         raise UserError("the training set is empty; check data.subset")
@@ -265,6 +270,7 @@ def train_final(
 
     from genetic_cnn.data import load_datasets
     from genetic_cnn.evaluate import resolve_device
+    from genetic_cnn.memory import reuse_freed_memory
     from genetic_cnn.network import build_network
     from genetic_cnn.train import evaluate_model
 
@@ -283,6 +289,8 @@ def train_final(
     full = full_training_split(datasets.train, datasets.validation)
     padding, flip = augment_padding(datasets.input_shape[1]), datasets.name in FLIP_DATASETS
     device_ = resolve_device(device or config.run.device)
+    if device_.type == "cpu" and config.run.reuse_memory:
+        reuse_freed_memory()
     total = sum(count for count, _ in train_config.schedule)
     say: Echo = echo or (lambda line: None)
 
@@ -295,9 +303,11 @@ def train_final(
         model = build_network(parsed, preset)
         train_full(
             model, full, train_config, seed=seed, device=device_, augment=augment, padding=padding, flip=flip,
-            on_epoch=lambda _, loss: _advance_bar(bar, loss),
+            on_epoch=lambda _, loss: _advance_bar(bar, loss), channels_last=config.run.channels_last,
         )  # fmt: skip
-        accuracy, _ = evaluate_model(model, datasets.test, train_config.eval_batch_size, device_)
+        accuracy, _ = evaluate_model(
+            model, datasets.test, train_config.eval_batch_size, device_, channels_last=config.run.channels_last
+        )
         accuracies.append(accuracy)
         metadata = {
             "genome": str(parsed), "preset": preset.name, "network": _plain(asdict(preset)), "seed": seed,

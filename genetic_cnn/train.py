@@ -126,17 +126,17 @@ def train_model(
     device: torch.device | str = "cpu",
     progress: bool = False,
     batch_size: int | None = None,
-    channels_last: bool = False,
+    channels_last: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place with ``config``'s optimizer and schedule; measure it on ``validation``.
 
     ``batch_size`` overrides ``config.batch_size`` (a caller retries at half the batch after running
     out of GPU memory).
 
-    ``channels_last`` (opt-in) converts the model and the images to the channels-last memory format
-    and leaves the model in it. On CPU, oneDNN's convolutions, batch normalization and max pooling
-    are faster that way (benchmarks/levers.py); a run stays bit-identical for a seed, but its numbers
-    differ from the default layout's within float rounding, which is why it is not the default.
+    ``channels_last`` (the default) converts the model and the images to the channels-last memory
+    format and leaves the model in it: oneDNN's and cuDNN's convolutions are faster that way
+    (benchmarks/levers.py). A run stays bit-identical for a seed; against ``channels_last=False``
+    the numbers differ within float rounding (tests/test_speed_equivalence.py).
     """
     started = time.perf_counter()
     torch.manual_seed(seed)  # dropout and any other randomness inside the model
@@ -147,7 +147,7 @@ def train_model(
     val_images, val_labels = validation.images.to(device), validation.labels.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # before the optimizer takes the parameters
-        images, val_images = _channels_last(images), _channels_last(val_images)
+        images, val_images = to_channels_last(images), to_channels_last(val_images)
     size = len(labels)
     if size == 0 or len(val_labels) == 0:
         raise ValueError("train_model needs non-empty training and validation splits")
@@ -212,21 +212,21 @@ def batch_bounds(size: int, batch: int) -> list[tuple[int, int]]:
 
 
 def evaluate_model(
-    model: nn.Module, split: Split, batch_size: int, device: torch.device | str, *, channels_last: bool = False
+    model: nn.Module, split: Split, batch_size: int, device: torch.device | str, *, channels_last: bool = True
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy loss) of ``model`` on ``split``, in eval mode.
 
-    ``channels_last`` (opt-in, see ``train_model``) converts the model and the images first.
+    ``channels_last`` (the default, see ``train_model``) converts the model and the images first.
     """
     model.to(device)
     images = split.images.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-        images = _channels_last(images)
+        images = to_channels_last(images)
     return _evaluate(model, images, split.labels.to(device), batch_size)
 
 
-def _channels_last(images: torch.Tensor) -> torch.Tensor:
+def to_channels_last(images: torch.Tensor) -> torch.Tensor:
     """A batch of images (N, C, H, W) in the channels-last memory format; other shapes as they are."""
     return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
 
