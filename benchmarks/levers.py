@@ -1,13 +1,15 @@
 """Measure, one at a time, what each CPU speed lever does for training the MNIST preset's networks.
 
-Every lever is measured against the project's defaults (``train_model``'s loop: NCHW, batch 128,
+Every lever is measured against a plain loop (``train_model``'s inner loop in NCHW, batch 128,
 Adam with foreach, oneDNN convolutions, torch's thread count) on the same genome sample (all zeros
 plus ``--genomes`` random ones): training images per second over ``--images`` images per genome,
 after two warm-up steps, the best of ``--rounds`` rounds taken round-robin over the levers (the
 machine is shared; the best round is the least disturbed). Evaluation levers (batch size, inference_mode vs no_grad, channels_last) are
 timed on ``--eval-images`` forward passes.
 
-Levers: threads (1, 2), batch size (64..512), channels_last, oneDNN off (im2col + MKL GEMM),
+Levers: threads (1, 2), batch size (64..512), channels_last, reused freed memory (in fresh
+processes: the setting cannot be undone), ``train_model`` with and without the project's defaults,
+oneDNN off (im2col + MKL GEMM),
 fused Adam, flush-denormal, two single-thread processes side by side (two evaluations at once),
 torch.compile (compile time against the time it saves over a 25-epoch training), and the
 evaluation levers.

@@ -4,8 +4,10 @@ glibc's malloc serves every allocation above its threshold (128 KiB at first) wi
 ``mmap`` and gives it back to the system on ``free``. A training step on CPU allocates and frees
 activations of several MiB for every layer, so every step pays page faults and the zeroing of fresh
 pages for each of them. Raising the mmap and trim thresholds keeps those blocks in the heap, where
-the next step finds them. ``benchmarks/levers.py`` measured 1.2-1.3x more training images per second
-for the MNIST preset's networks on a 2-core CPU; the numbers computed do not change.
+the next step finds them: 30 training steps of a 12-convolution MNIST-preset network went from
+about 240,000 minor page faults to about 2,000, and from 700 to 750 images/s in channels_last
+(1.03-1.08x over 3 alternating pairs of fresh processes; 1.14x in the NCHW layout) on a 2-core CPU.
+The numbers computed do not change.
 
 The cost: the process keeps its peak heap instead of shrinking after it. Nothing here touches
 CUDA memory, which PyTorch's caching allocator already reuses.
