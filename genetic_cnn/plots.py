@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from genetic_cnn.report import RunData
 
 DPI = 110
-COLOURS = colormaps["tab10"].colors
+COLOURS = [colormaps["tab10"](index) for index in range(10)]
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -71,7 +71,9 @@ def plot_fitness(data: RunData, path: Path) -> Path:
     floor = _floor(everything)
     ax.fill_between(generations, [s.minimum for s in rows], [s.maximum for s in rows], color=COLOURS[0], alpha=0.15,
                     label="min to max")  # fmt: skip
-    xs, ys, failed = [], [], []
+    xs: list[float] = []
+    ys: list[float] = []
+    failed: list[float] = []
     for record in data.generations:
         size = len(record.fitness)
         for slot, fitness in enumerate(record.fitness):
@@ -82,7 +84,7 @@ def plot_fitness(data: RunData, path: Path) -> Path:
                 xs.append(x)
                 ys.append(fitness)
     ax.scatter(xs, ys, s=14, color="#555555", alpha=0.6, label="individual", zorder=3)
-    if failed:
+    if failed and floor is not None:  # failures are only set apart when there is a floor
         ax.scatter(failed, [floor] * len(failed), marker="v", s=30, color="#c0392b", label="failed or diverged (0%)",
                    zorder=3, clip_on=False)  # fmt: skip
         ax.set_ylim(floor, max(everything) + 0.05 * (max(everything) - floor))

@@ -203,7 +203,8 @@ class RunData:
 
     def bit_labels(self) -> tuple[list[str], list[int]]:
         """A label per bit (``v1→v2``) and the bit index at which each stage after the first starts."""
-        labels, starts = [], []
+        labels: list[str] = []
+        starts: list[int] = []
         for nodes in self.config.preset().nodes:
             if labels:
                 starts.append(len(labels))
