@@ -50,17 +50,10 @@ from common import (
 from genetic_cnn.config import DataConfig, TrainConfig
 from genetic_cnn.data import Split, load_datasets
 from genetic_cnn.genome import Genome
-from genetic_cnn.memory import reuse_freed_memory
+from genetic_cnn.memory import reuse_freed_memory, reusing_freed_memory
 from genetic_cnn.network import build_network, count_flops
 from genetic_cnn.presets import MNIST
 from genetic_cnn.train import batch_bounds, train_model
-
-
-def memory_reused() -> bool:
-    import genetic_cnn.memory
-
-    return genetic_cnn.memory._applied
-
 
 FULL_TRAINING_IMAGES = 25 * 50_000  # the paper's MNIST schedule: 25 epochs of 50,000 images
 
@@ -187,7 +180,7 @@ def train_steps(genome: Genome, images: torch.Tensor, labels: torch.Tensor, sett
 
 def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, setting: Setting, seed: int) -> float:
     """Images/s over all genomes (timed images / timed seconds, the two warm-up steps excluded)."""
-    if setting.reuse_memory and not memory_reused():
+    if setting.reuse_memory and not reusing_freed_memory():
         return in_fresh_process(train_rate, genomes, images, labels, setting, seed)
     timed_images = sum(stop - start for start, stop in batch_bounds(len(labels), setting.batch)[2:])
     seconds = 0.0
@@ -200,7 +193,7 @@ def train_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor
 def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str, channels_last: bool, threads: int = 0,
               reuse_memory: bool = False) -> float:  # fmt: skip
     """Forward images/s in eval mode, as ``train._evaluate`` runs it (after one warm-up batch)."""
-    if reuse_memory and not memory_reused():
+    if reuse_memory and not reusing_freed_memory():
         return in_fresh_process(eval_rate, genomes, images, batch, mode, channels_last, threads, True)
     grad_mode: Callable[[], Any] = torch.inference_mode if mode == "inference_mode" else torch.no_grad
     seconds = 0.0
@@ -223,7 +216,7 @@ def eval_rate(genomes: list[Genome], images: torch.Tensor, batch: int, mode: str
 def project_rate(genomes: list[Genome], images: torch.Tensor, labels: torch.Tensor, seed: int, channels_last: bool = True,
                  reuse_memory: bool = False) -> float:  # fmt: skip
     """``train_model`` itself for one epoch (its final validation is one batch of 128 images)."""
-    if reuse_memory and not memory_reused():
+    if reuse_memory and not reusing_freed_memory():
         return in_fresh_process(project_rate, genomes, images, labels, seed, channels_last, True)
     config = TrainConfig(schedule=((1, 1e-3),), batch_size=128, eval_batch_size=1000)
     holdout = 128

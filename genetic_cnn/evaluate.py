@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genetic_cnn.config import Config
+from genetic_cnn.config import Config, RunConfig
 from genetic_cnn.data import Datasets, load_datasets
 from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
@@ -32,6 +32,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def prepare_process(run: RunConfig, device: torch.device) -> None:
+    """The process-wide speed settings of ``run`` for training on ``device`` (``run.reuse_memory``)."""
+    if device.type == "cpu" and run.reuse_memory:
+        reuse_freed_memory()
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
@@ -50,8 +56,7 @@ class Evaluator:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.device.type == "cpu" and self.config.run.reuse_memory:
-            reuse_freed_memory()
+        prepare_process(self.config.run, self.device)
 
     @classmethod
     def from_config(cls, config: Config, device: str | None = None, progress: bool = False) -> Evaluator:

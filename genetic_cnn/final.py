@@ -170,15 +170,14 @@ def train_full(
     import torch.nn.functional as F
     from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler, to_channels_last
+    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler, use_channels_last
 
     torch.manual_seed(seed)  # dropout
     device = torch.device(device)
     model.to(device)
     images, labels = split.images.to(device), split.labels.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)  # before the optimizer takes the parameters
-        images = to_channels_last(images)
+        (images,) = use_channels_last(model, images)
     size = len(labels)
     if size == 0:
         raise UserError("the training set is empty; check data.subset")
@@ -269,8 +268,7 @@ def train_final(
     import torch
 
     from genetic_cnn.data import load_datasets
-    from genetic_cnn.evaluate import resolve_device
-    from genetic_cnn.memory import reuse_freed_memory
+    from genetic_cnn.evaluate import prepare_process, resolve_device
     from genetic_cnn.network import build_network
     from genetic_cnn.train import evaluate_model
 
@@ -289,8 +287,7 @@ def train_final(
     full = full_training_split(datasets.train, datasets.validation)
     padding, flip = augment_padding(datasets.input_shape[1]), datasets.name in FLIP_DATASETS
     device_ = resolve_device(device or config.run.device)
-    if device_.type == "cpu" and config.run.reuse_memory:
-        reuse_freed_memory()
+    prepare_process(config.run, device_)
     total = sum(count for count, _ in train_config.schedule)
     say: Echo = echo or (lambda line: None)
 

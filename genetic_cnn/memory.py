@@ -32,6 +32,11 @@ TOP_PAD = 64 * 1024 * 1024
 _applied = False
 
 
+def reusing_freed_memory() -> bool:
+    """Whether ``reuse_freed_memory`` took effect in this process."""
+    return _applied
+
+
 def reuse_freed_memory() -> bool:
     """Set glibc's malloc to keep freed blocks for reuse; True when it took effect.
 

@@ -146,8 +146,7 @@ def train_model(
     images, labels = train.images.to(device), train.labels.to(device)
     val_images, val_labels = validation.images.to(device), validation.labels.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)  # before the optimizer takes the parameters
-        images, val_images = to_channels_last(images), to_channels_last(val_images)
+        images, val_images = use_channels_last(model, images, val_images)
     size = len(labels)
     if size == 0 or len(val_labels) == 0:
         raise ValueError("train_model needs non-empty training and validation splits")
@@ -221,14 +220,15 @@ def evaluate_model(
     model.to(device)
     images = split.images.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
-        images = to_channels_last(images)
+        (images,) = use_channels_last(model, images)
     return _evaluate(model, images, split.labels.to(device), batch_size)
 
 
-def to_channels_last(images: torch.Tensor) -> torch.Tensor:
-    """A batch of images (N, C, H, W) in the channels-last memory format; other shapes as they are."""
-    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+def use_channels_last(model: nn.Module, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Convert ``model`` in place to the channels-last memory format (before an optimizer takes its
+    parameters) and return ``batches`` converted too; tensors that are not (N, C, H, W) stay as they are."""
+    model.to(memory_format=torch.channels_last)
+    return tuple(batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch for batch in batches)
 
 
 def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:

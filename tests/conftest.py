@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from genetic_cnn.genome import Genome
+from genetic_cnn.search import GeneticSearch, RandomSearch
 
 # A run of a few seconds: synthetic 8x8 images, the digits search space with few channels.
 TINY = [
@@ -22,6 +25,21 @@ TINY = [
     "run.device=cpu",
     "run.threads=1",
 ]
+
+
+def onemax(population: list[Genome]) -> list[float]:
+    """A fitness for search tests: the number of ones in each genome."""
+    return [float(sum(genome.bits)) for genome in population]
+
+
+def drive_search(search: GeneticSearch | RandomSearch, fitness: Callable[[list[Genome]], list[float]] = onemax) -> list[list[Genome]]:
+    """Every generation a search asks for, told ``fitness`` of each."""
+    generations = []
+    while not search.done():
+        population = search.ask()
+        generations.append(population)
+        search.tell(fitness(population))
+    return generations
 
 
 def cli_command(*args: str) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig, load_config
 from genetic_cnn.evolution import start_run
@@ -25,15 +25,8 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return start_run(load_config(None, RANDOM), out=folder, progress=False, echo=lambda line: None)
 
 
-def all_genomes(
-    search: RandomSearch | GeneticSearch, fitness=lambda population: [0.5] * len(population)
-) -> list[list[Genome]]:
-    generations = []
-    while not search.done():
-        population = search.ask()
-        generations.append(population)
-        search.tell(fitness(population))
-    return generations
+def flat(population: list[Genome]) -> list[float]:
+    return [0.5] * len(population)
 
 
 def test_run_makes_exactly_n_times_t_plus_1_evaluations(run_folder: Path) -> None:
@@ -50,7 +43,7 @@ def test_run_makes_exactly_n_times_t_plus_1_evaluations(run_folder: Path) -> Non
 
 def test_run_genomes_are_the_seeded_random_search(run_folder: Path) -> None:
     config = load_config(None, RANDOM)
-    expected = all_genomes(RandomSearch(config.evolution, NODES, seed=config.run.seed))
+    expected = drive_search(RandomSearch(config.evolution, NODES, seed=config.run.seed), flat)
     with load_run(run_folder) as run:
         recorded = [list(record.genomes) for record in run.generations()]
     assert recorded == [[str(genome) for genome in generation] for generation in expected]
@@ -58,7 +51,7 @@ def test_run_genomes_are_the_seeded_random_search(run_folder: Path) -> None:
 
 def test_bits_are_uniform_within_a_binomial_tolerance() -> None:
     search = RandomSearch(EvolutionConfig(population=50, generations=99), NODES, seed=7)
-    bits = np.array([genome.bits for generation in all_genomes(search) for genome in generation])
+    bits = np.array([genome.bits for generation in drive_search(search, flat) for genome in generation])
     draws = bits.shape[0]
     assert draws == 50 * 100 and bits.shape[1] == 13
     # Each bit ~ Binomial(5000, 0.5): standard deviation sqrt(5000 / 4) ~ 35 ones; 5 sigma per bit.
@@ -76,14 +69,13 @@ def test_bits_are_uniform_within_a_binomial_tolerance() -> None:
 
 def test_generations_ignore_the_fitness() -> None:
     config = EvolutionConfig(population=6, generations=5)
-    onemax = lambda population: [float(sum(genome.bits)) for genome in population]  # noqa: E731
-    assert all_genomes(RandomSearch(config, NODES, seed=2)) == all_genomes(RandomSearch(config, NODES, seed=2), onemax)
+    assert drive_search(RandomSearch(config, NODES, seed=2), flat) == drive_search(RandomSearch(config, NODES, seed=2), onemax)
 
 
 def test_same_seed_same_genomes_and_other_seed_others() -> None:
     config = EvolutionConfig(population=8, generations=6)
-    first = all_genomes(RandomSearch(config, NODES, seed=11))
-    assert first == all_genomes(RandomSearch(config, NODES, seed=11))
-    assert first != all_genomes(RandomSearch(config, NODES, seed=12))
+    first = drive_search(RandomSearch(config, NODES, seed=11), flat)
+    assert first == drive_search(RandomSearch(config, NODES, seed=11), flat)
+    assert first != drive_search(RandomSearch(config, NODES, seed=12), flat)
     # Same start as the genetic search from random initialization, so the comparison is paired.
     assert first[0] == GeneticSearch(config, NODES, seed=11).ask()

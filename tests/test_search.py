@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig
 from genetic_cnn.genome import Genome
@@ -23,27 +24,14 @@ from genetic_cnn.search import (
 NODES = (3, 4, 5)
 
 
-def onemax(population: list[Genome]) -> list[float]:
-    return [float(sum(g.bits)) for g in population]
-
-
-def run(search, fitness=onemax) -> list[list[Genome]]:
-    generations = []
-    while not search.done():
-        population = search.ask()
-        generations.append(population)
-        search.tell(fitness(population))
-    return generations
-
-
 # ----------------------------------------------------------------------------- GeneticSearch
 def test_same_seed_same_run_different_seed_differs() -> None:
     config = EvolutionConfig(population=10, generations=8)
     first, second = GeneticSearch(config, NODES, seed=3), GeneticSearch(config, NODES, seed=3)
-    assert run(first) == run(second)
+    assert drive_search(first) == drive_search(second)
     assert first.rng_state() == second.rng_state()
     other = GeneticSearch(config, NODES, seed=4)
-    assert run(other) != run(GeneticSearch(config, NODES, seed=3))
+    assert drive_search(other) != drive_search(GeneticSearch(config, NODES, seed=3))
 
 
 def test_ask_tell_protocol() -> None:
@@ -70,8 +58,8 @@ def test_ask_tell_protocol() -> None:
 
 def test_evaluated_generations_are_zero_to_t() -> None:
     config = EvolutionConfig(population=4, generations=5)
-    assert len(run(GeneticSearch(config, NODES, seed=1))) == 6
-    assert len(run(GeneticSearch(EvolutionConfig(population=4, generations=0), NODES, seed=1))) == 1
+    assert len(drive_search(GeneticSearch(config, NODES, seed=1))) == 6
+    assert len(drive_search(GeneticSearch(EvolutionConfig(population=4, generations=0), NODES, seed=1))) == 1
 
 
 def test_last_tell_does_not_draw() -> None:
@@ -100,8 +88,8 @@ def test_zeros_initialization() -> None:
 def test_onemax_mean_fitness_rises() -> None:
     """A toy fitness (count the ones): selection pressure must raise the population's mean."""
     config = EvolutionConfig(population=20, generations=30)  # the paper's MNIST operator settings
-    means = [float(np.mean(onemax(population))) for population in run(GeneticSearch(config, NODES, seed=0))]
-    random_means = [float(np.mean(onemax(p))) for p in run(RandomSearch(config, NODES, seed=0))]
+    means = [float(np.mean(onemax(population))) for population in drive_search(GeneticSearch(config, NODES, seed=0))]
+    random_means = [float(np.mean(onemax(p))) for p in drive_search(RandomSearch(config, NODES, seed=0))]
     assert np.mean(means[-5:]) > means[0] + 2.5  # about 10 -> 14 of 19 bits
     assert np.mean(means[-10:]) > np.mean(random_means[-10:]) + 2.5
 
@@ -124,7 +112,7 @@ def test_replay_with_recorded_fitness_reaches_the_same_state() -> None:
 # ----------------------------------------------------------------------------- RandomSearch
 def test_random_search_budget_and_uniform_bits() -> None:
     config = EvolutionConfig(strategy="random", population=20, generations=10, init="zeros")
-    generations = run(RandomSearch(config, NODES, seed=6))
+    generations = drive_search(RandomSearch(config, NODES, seed=6))
     genomes = [g for population in generations for g in population]
     assert len(genomes) == 20 * 11  # N(T+1), as the genetic search
     bits = np.array([g.bits for g in genomes])
@@ -135,7 +123,7 @@ def test_random_search_budget_and_uniform_bits() -> None:
 
 def test_random_search_ignores_fitness_and_shares_generation_zero() -> None:
     config = EvolutionConfig(population=8, generations=3)
-    assert run(RandomSearch(config, NODES, 7)) == run(RandomSearch(config, NODES, 7), lambda p: [0.0] * len(p))
+    assert drive_search(RandomSearch(config, NODES, 7)) == drive_search(RandomSearch(config, NODES, 7), lambda p: [0.0] * len(p))
     assert RandomSearch(config, NODES, 7).ask() == GeneticSearch(config, NODES, 7).ask()
     assert RandomSearch(config, NODES, 7).last_log is None
 
