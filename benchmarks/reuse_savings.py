@@ -35,6 +35,7 @@ import numpy as np
 
 from genetic_cnn.config import EvolutionConfig
 from genetic_cnn.genome import Genome
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.search import FitnessLedger, GeneticSearch, evaluation_seed
 
 PAPER_MNIST = EvolutionConfig(population=20, generations=50, p_mutation=0.8, q_mutation=0.1, p_crossover=0.2, q_crossover=0.3)
@@ -63,7 +64,7 @@ class SyntheticFitness:
     noise: float
 
     def quality(self, genome: Genome) -> float:
-        digest = hashlib.sha256(genome.architecture_key().encode()).digest()
+        digest = hashlib.sha256(architecture_key(genome).encode()).digest()
         return self.base + self.spread * int.from_bytes(digest[:8], "big") / 2**64
 
     def train(self, genome: Genome, seed: int) -> float:
@@ -108,9 +109,9 @@ def simulate(seed: int, reevaluate: str, identity: str, fitness: SyntheticFitnes
         for slot, genome in enumerate(population):
             evaluations += 1
             repeated_strings += str(genome) in strings
-            repeated_architectures += genome.architecture_key() in architectures
+            repeated_architectures += architecture_key(genome) in architectures
             strings.add(str(genome))
-            architectures.add(genome.architecture_key())
+            architectures.add(architecture_key(genome))
             key = ledger.identity_of(genome)
             if reevaluate == "reuse" and (ledger.known(genome) or key in planned):
                 continue  # reused: gets the mean of its evaluations once the generation is recorded

@@ -38,7 +38,7 @@ import numpy as np
 
 from genetic_cnn.config import Config, load_config
 from genetic_cnn.errors import UserError
-from genetic_cnn.evolution import resume_run, start_run
+from genetic_cnn.evolution import resume_run, settled, start_run
 from genetic_cnn.store import DATABASE, load_run
 
 STRATEGIES = ("genetic", "random")
@@ -82,7 +82,7 @@ def ensure_run(config: Config, folder: Path, progress: bool) -> Path:
         return start_run(config, out=folder, progress=progress, echo=echo)
     with load_run(folder) as run:
         stored, status = run.config, run.status
-    if _comparable(stored) != _comparable(config):
+    if _comparable(stored) != _comparable(settled(config, folder)):  # as start_run recorded it
         raise UserError(f"{folder} holds a run with another config; remove it or choose another --out")
     if status == "finished":
         print(f"{label} reusing the finished run in {folder}", flush=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from genetic_cnn import Genome, build_network
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.network import count_parameters
 from genetic_cnn.store import load_run
 
@@ -37,7 +38,7 @@ def main() -> None:
     test = sum(e.test_accuracy or 0.0 for e in trained) / max(len(trained), 1)
     model = build_network(best, config.preset().for_input((1, 8, 8), 10))
     print(f"best genome {best}: fitness {100 * last.fitness[best_index]:.2f}%, test {100 * test:.2f}%")
-    print(f"architecture key {best.architecture_key()}, {count_parameters(model):,} parameters")
+    print(f"architecture key {architecture_key(best)}, {count_parameters(model):,} parameters")
     print(f"run folder {folder}")
 
 

@@ -12,9 +12,14 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from genetic_cnn.config import SpaceConfig
 from genetic_cnn.errors import UserError
+from genetic_cnn.files import output_file, plural
+
+if TYPE_CHECKING:
+    from genetic_cnn.genome import Genome
 
 T = TypeVar("T")
 
@@ -23,37 +28,38 @@ FEATURE_COMMANDS = ("genetic_cnn.report", "genetic_cnn.final", "genetic_cnn.lr_f
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from genetic_cnn.genome import Genome
+    from genetic_cnn.graph import architecture_key, stage_graphs
     from genetic_cnn.presets import get_preset
 
     preset = user_input(get_preset, args.preset)
-    genome = user_input(Genome.from_string, args.genome, nodes=preset.nodes)
+    genome = user_input(parse_genome_argument, args.genome, preset.nodes)
+    drawing = output_file(args.out, force=args.force, suffix=".png") if args.out else None  # refused before printing
     from genetic_cnn.network import build_network, count_flops, count_parameters
 
     model = build_network(genome, preset)
     print(f"genome            {genome}")
     print(f"preset            {preset.name}  (nodes {preset.nodes}, channels {preset.channels})")
-    print(f"architecture key  {genome.architecture_key()}")
-    for index, graph in enumerate(genome.stage_graphs()):
+    print(f"architecture key  {architecture_key(genome)}")
+    for index, graph in enumerate(stage_graphs(genome)):
         edges = ", ".join(f"{_name(s, graph)}->{_name(t, graph)}" for s, t in sorted(graph.edges)) or "none"
-        print(f"stage {index + 1}           {graph.number_of_nodes()} convolutions; edges: {edges}")
-    convolutions = sum(graph.number_of_nodes() for graph in genome.stage_graphs())
+        print(f"stage {index + 1}           {plural(graph.number_of_nodes(), 'convolution')}; edges: {edges}")
+    convolutions = sum(graph.number_of_nodes() for graph in stage_graphs(genome))
     print(f"convolutions      {convolutions}")
     print(f"parameters        {count_parameters(model):,}")
     print(f"FLOPs per image   {count_flops(model, preset.input_shape):,} (forward; a multiply-add counts 2)")
-    if args.out:
+    if drawing:
         from genetic_cnn.drawing import save_genome_drawing
 
-        path = save_genome_drawing(genome, args.out, f"{genome}  ({preset.name})")
+        path = save_genome_drawing(genome, drawing, f"{genome}  ({preset.name})")
         print(f"drawing           {path}")
     return 0
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from genetic_cnn.config import DEMO, load_config
+    from genetic_cnn.config import load_config
     from genetic_cnn.evolution import start_run
 
-    config = load_config(args.config, args.set, defaults=None if args.config else DEMO)
+    config = load_config(args.config, args.set)
     folder = start_run(config, out=args.out, progress=not args.quiet)
     _print_outcome(folder)
     return 0
@@ -62,7 +68,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from genetic_cnn.evolution import resume_run
 
-    folder = resume_run(args.run, progress=not args.quiet)
+    folder = resume_run(args.run, progress=not args.quiet, overrides=args.set)
     _print_outcome(folder)
     return 0
 
@@ -81,14 +87,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     from genetic_cnn.export import export_evaluations
     from genetic_cnn.store import load_run
 
+    fmt = args.format or EXPORT_FORMATS.get(args.out.suffix.lower() if args.out else "", "csv")
+    path = output_file(args.out, force=args.force) if args.out else None  # refused before reading anything
     with load_run(args.run) as run:
-        text = export_evaluations(run, args.format)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
+        text = export_evaluations(run, fmt)
+    if path:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     else:
         sys.stdout.write(text)
     return 0
+
+
+EXPORT_FORMATS = {".csv": "csv", ".json": "json"}
+"""``export --out`` file extensions and the format each means (``--format`` overrides)."""
+
+
+def parse_genome_argument(text: str, nodes: tuple[int, ...]) -> Genome:
+    """A genome from the command line; a hint when the shell cut it at an unquoted ``|``."""
+    from genetic_cnn.genome import STAGE_SEPARATOR, Genome
+
+    try:
+        return Genome.from_string(text, nodes=nodes)
+    except ValueError as error:
+        if text.count(STAGE_SEPARATOR) < len(nodes) - 1:
+            raise ValueError(
+                f"{error}; if you typed it unquoted, the shell cut it at '|': quote the genome, e.g. '1-01|0-01-100-0111'"
+            ) from None
+        raise
 
 
 def user_input(parse: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -112,12 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="decode a genome: stages, key, parameters, FLOPs, drawing")
     show.add_argument("genome", help="e.g. '1-01|0-01-100-0111' (quote it: | is a shell pipe)")
-    show.add_argument("--preset", default="mnist", help="network preset (default mnist)")
-    show.add_argument("--out", type=Path, help="write a PNG drawing of the stages here")
+    show.add_argument("--preset", default=SpaceConfig.preset, help=f"network preset (default {SpaceConfig.preset}, as in a config)")
+    show.add_argument("--out", type=Path, help="write a PNG drawing of the stages here (.png is added if missing)")
+    show.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     show.set_defaults(func=cmd_show)
 
-    evolve = sub.add_parser("evolve", help="run an evolution (with no options: the quick digits demo)")
-    evolve.add_argument("--config", type=Path, help="TOML config (default: the built-in demo settings)")
+    evolve = sub.add_parser("evolve", help="run an evolution (make demo: --config experiments/configs/demo.toml)")
+    evolve.add_argument("--config", type=Path, help="TOML config (default: every key at its README default)")
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set evolution.population=10 (repeatable)")  # fmt: skip
     evolve.add_argument("--out", type=Path, help="run folder (default runs/<dataset>-<strategy>-<time>)")
@@ -126,13 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue a stopped run; completed evaluations are kept")
     resume.add_argument("run", type=Path, help="run folder")
+    resume.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change where the run trains: run.executor, run.workers, run.threads, run.device, "
+                        "run.ray_address, run.gpus_per_evaluation, data.root, data.download (repeatable)")  # fmt: skip
     resume.add_argument("--quiet", action="store_true", help="no progress bars")
     resume.set_defaults(func=cmd_resume)
 
     export = sub.add_parser("export", help="write a run's evaluations as CSV or JSON")
     export.add_argument("run", type=Path, help="run folder")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--format", choices=("csv", "json"), help="default: --out's extension (.csv, .json), else csv")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output); its folder is created")
+    export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     export.set_defaults(func=cmd_export)
 
     for name in FEATURE_COMMANDS:
@@ -163,8 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"genetic-cnn: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("genetic-cnn: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # a run says how to resume it (RunInterrupted); once, after its bars
+        print(f"genetic-cnn: {str(error) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -19,9 +19,15 @@ import tomli_w
 from genetic_cnn.errors import UserError
 from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 
+# The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
+STRATEGIES = ("genetic", "random")
+INIT_MODES = ("random", "zeros")
+IDENTITIES = ("string", "architecture")
+REEVALUATIONS = ("retrain", "reuse")
 SCHEDULERS = ("piecewise", "step", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adam", "sgd")
+EXECUTORS = ("auto", "serial", "processes", "ray")
 
 
 class ConfigError(UserError, ValueError):
@@ -61,7 +67,8 @@ class SpaceConfig:
 
 @dataclass(frozen=True)
 class EvolutionConfig:
-    """The genetic algorithm (paper, Algorithm 1); defaults are the paper's MNIST settings."""
+    """The genetic algorithm (paper, Algorithm 1); defaults are the paper's MNIST settings, and q_M and
+    q_C follow the preset (``PRESET_EVOLUTION_DEFAULTS``: CIFAR-10's 0.05 and 0.2) unless set."""
 
     strategy: str = "genetic"
     """genetic (the paper) | random (uniform genomes at the same budget)."""
@@ -109,8 +116,9 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     """auto (cuda when available) | cpu | cuda | cuda:N."""
-    executor: str = "serial"
-    """serial | processes | ray."""
+    executor: str = "auto"
+    """auto (CPU: one single-thread worker process per core when a generation keeps them busy;
+    GPUs: one worker per GPU) | serial | processes | ray."""
     workers: int = 0
     """Worker processes for ``processes``; 0 = one per GPU, or 1 on CPU."""
     threads: int = 0
@@ -178,6 +186,20 @@ PRESET_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Operator rates that follow the preset unless the config sets them (PAPER.md section 3: CIFAR-10
+# mutates and crosses less than MNIST).
+PRESET_EVOLUTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"q_mutation": 0.1, "q_crossover": 0.3},
+    "digits": {"q_mutation": 0.1, "q_crossover": 0.3},
+    "cifar10": {"q_mutation": 0.05, "q_crossover": 0.2},
+    "cifar10-large": {"q_mutation": 0.05, "q_crossover": 0.2},
+}
+PRESET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "train": PRESET_TRAIN_DEFAULTS,
+    "evolution": PRESET_EVOLUTION_DEFAULTS,
+}
+
+
 def _plain(value: Any) -> Any:
     """Tuples to lists, recursively, for TOML and JSON."""
     if isinstance(value, dict):
@@ -185,17 +207,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
-
-
-# `genetic-cnn evolve` with no --config: a small search on the bundled digits that finishes in a
-# few minutes on two CPU cores. experiments/configs/demo.toml holds the same (a test keeps them equal).
-DEMO: dict[str, dict[str, Any]] = {
-    "data": {"dataset": "digits"},
-    "space": {"preset": "digits"},
-    "evolution": {"population": 10, "generations": 5},
-    "train": {"schedule": [[6, 3e-3], [2, 3e-4]], "batch_size": 64},
-    "run": {"seed": 0, "device": "cpu", "threads": 1},
-}
 
 
 def load_config(
@@ -237,14 +248,16 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     for section in raw:
         if section not in SECTIONS:
             raise ConfigError(f"unknown config section [{section}]; sections are {', '.join(SECTIONS)}")
-    preset_name = raw.get("space", {}).get("preset", SpaceConfig.preset) if isinstance(raw.get("space"), dict) else None
+    space = raw.get("space", {})
+    # The preset decides the training and operator defaults, also when the config names none (digits).
+    preset_name = space.get("preset", SpaceConfig.preset) if isinstance(space, dict) else None
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         values = raw.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"config [{name}] must be a table of keys, got {type(values).__name__}")
-        if name == "train" and isinstance(preset_name, str):
-            values = {**PRESET_TRAIN_DEFAULTS.get(preset_name, {}), **values}
+        if name in PRESET_DEFAULTS and isinstance(preset_name, str):
+            values = {**PRESET_DEFAULTS[name].get(preset_name, {}), **values}
         sections[name] = _build_section(name, cls, values)
     config = Config(**sections)
     validate(config)
@@ -313,8 +326,12 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{name} = {value} must be 0 (all images) or a positive count")
     if data.validation < 0:
         raise ConfigError(f"data.validation = {data.validation} must be 0 (automatic), a count or a fraction in (0, 1)")
-    if data.validation >= 1 and data.validation != int(data.validation):
-        raise ConfigError(f"data.validation = {data.validation} must be a whole count or a fraction below 1")
+    if data.validation >= 1 and (isinstance(data.validation, float) or data.validation != int(data.validation)):
+        # 2.0 is not "two images" by accident: a count is written without a decimal point.
+        raise ConfigError(
+            f"data.validation = {data.validation} is neither a count nor a fraction: write a whole count of images "
+            "without a decimal point (e.g. 10000) or a fraction below 1 (e.g. 0.2)"
+        )
     _choice("space.preset", space.preset, list(PRESETS))
     if any(count < 2 for count in space.nodes):
         raise ConfigError(f"space.nodes = {list(space.nodes)}: every stage needs at least 2 nodes")
@@ -324,16 +341,16 @@ def validate(config: Config) -> None:
         config.preset()
     except ValueError as error:
         raise ConfigError(f"space: {error}") from None
-    _choice("evolution.strategy", evolution.strategy, ("genetic", "random"))
+    _choice("evolution.strategy", evolution.strategy, STRATEGIES)
     if evolution.population < 2:
         raise ConfigError(f"evolution.population = {evolution.population} must be at least 2")
     if evolution.generations < 0:
         raise ConfigError(f"evolution.generations = {evolution.generations} must be 0 or more")
     for key in ("p_crossover", "q_crossover", "p_mutation", "q_mutation"):
         _probability(f"evolution.{key}", getattr(evolution, key))
-    _choice("evolution.init", evolution.init, ("random", "zeros"))
-    _choice("evolution.identity", evolution.identity, ("string", "architecture"))
-    _choice("evolution.reevaluate", evolution.reevaluate, ("retrain", "reuse"))
+    _choice("evolution.init", evolution.init, INIT_MODES)
+    _choice("evolution.identity", evolution.identity, IDENTITIES)
+    _choice("evolution.reevaluate", evolution.reevaluate, REEVALUATIONS)
     if not train.schedule:
         raise ConfigError("train.schedule is empty; give [[epochs, learning_rate], ...], e.g. [[20, 0.001]]")
     for index, (epochs, rate) in enumerate(train.schedule):
@@ -360,7 +377,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"run.seed = {run.seed} must be 0 or more")
     if not (run.device in ("auto", "cpu", "cuda") or run.device.startswith("cuda:")):
         raise ConfigError(f"run.device = {run.device!r} is not one of auto, cpu, cuda, cuda:N")
-    _choice("run.executor", run.executor, ("serial", "processes", "ray"))
+    _choice("run.executor", run.executor, EXECUTORS)
     for key in ("workers", "threads"):
         if getattr(run, key) < 0:
             raise ConfigError(f"run.{key} = {getattr(run, key)} must be 0 (automatic) or more")

@@ -8,14 +8,16 @@ e.g. changing ``test_subset`` never changes which images are held out for valida
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from genetic_cnn.config import DataConfig
+from genetic_cnn.config import DATASETS, DataConfig
 from genetic_cnn.errors import UserError
 
 NUM_CLASSES = 10  # every supported dataset has ten classes
@@ -97,7 +99,7 @@ def load_datasets(config: DataConfig, seed: int) -> Datasets:
         )
     else:
         raise DatasetError(
-            f"data.dataset = {config.dataset!r} is not one of digits, mnist, fashion-mnist, cifar10, synthetic"
+            f"data.dataset = {config.dataset!r} is not one of {', '.join(DATASETS)}"
         )
 
     if config.subset:
@@ -260,3 +262,35 @@ def _load_torchvision(
             raise DatasetError(f"{name} files in {folder} have labels outside 0..{NUM_CLASSES - 1}; replace them")
         tensors += [images, labels]
     return tensors[0], tensors[1], tensors[2], tensors[3]
+
+
+# Augmentation: the standard CIFAR recipe, on whole batches of tensors on the device.
+def augment_padding(height: int) -> int:
+    """Crop padding for images ``height`` pixels high: 4 for CIFAR's 32 (and MNIST's 28), 1 for 8x8."""
+    return max(1, math.floor(height / 8 + 0.5))
+
+
+def augment_batch(
+    images: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True
+) -> torch.Tensor:
+    """Random crop after zero padding by ``padding`` pixels, then (``flip``) a random horizontal flip.
+
+    One offset pair and one coin per image, all drawn from ``generator`` (on the images' device), so
+    a seeded generator gives the same batch every time. Returns a new (N, C, H, W) tensor.
+    """
+    batch, _, height, width = images.shape
+    device = images.device
+    out = images
+    if padding > 0:
+        padded = F.pad(images, (padding, padding, padding, padding))
+        dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+        dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
+        rows = dy[:, None] + torch.arange(height, device=device)  # (N, H)
+        cols = dx[:, None] + torch.arange(width, device=device)  # (N, W)
+        index = torch.arange(batch, device=device)[:, None, None]
+        # Advanced indices around a slice: the result is (N, H, W, C).
+        out = padded[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    if flip:
+        mirrored = torch.rand(batch, generator=generator, device=device) < 0.5
+        out = torch.where(mirrored[:, None, None, None], out.flip(3), out)
+    return out

@@ -15,6 +15,7 @@ import networkx as nx
 from matplotlib.figure import Figure
 
 from genetic_cnn.genome import Genome
+from genetic_cnn.graph import stage_graphs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,13 +91,13 @@ def draw_stage(graph: Any, nodes: int, ax: Axes, title: str) -> None:
 
 def _stage_width(genome: str, stage: int) -> float:
     """Inches a stage needs: its drawing is laid out left to right by longest path from the input."""
-    graph = Genome.from_string(genome).stage_graphs()[stage]
+    graph = stage_graphs(Genome.from_string(genome))[stage]
     return max(2.6, 0.72 * (nx.dag_longest_path_length(graph) + 1) + 0.8)
 
 
 def _stage_height(genome: Genome) -> int:
     """The most nodes any stage of ``genome`` stacks in one column of its drawing."""
-    columns = [Counter(x for x, _ in _layered_positions(graph).values()) for graph in genome.stage_graphs()]
+    columns = [Counter(x for x, _ in _layered_positions(graph).values()) for graph in stage_graphs(genome)]
     return max(max(column.values()) for column in columns)
 
 
@@ -110,7 +111,7 @@ def genomes_figure(rows: Sequence[tuple[str, str | Genome]], title: str | None =
     subfigures: Any = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
     for number, ((heading, _), genome, sub) in enumerate(zip(rows, genomes, subfigures)):
         axes = sub.subplots(1, stages, squeeze=False, gridspec_kw={"width_ratios": widths})[0]
-        for index, (graph, ax) in enumerate(zip(genome.stage_graphs(), axes)):
+        for index, (graph, ax) in enumerate(zip(stage_graphs(genome), axes)):
             size = (
                 f"{graph.number_of_nodes()} convolutions" if genome.stage_edges(index) else "1 convolution (all zero)"
             )

@@ -8,38 +8,15 @@ from dataclasses import dataclass
 
 import torch
 
-from genetic_cnn.config import Config, RunConfig
+from genetic_cnn.config import Config
 from genetic_cnn.data import Datasets, load_datasets
-from genetic_cnn.errors import UserError
+from genetic_cnn.device import is_out_of_memory, prepare_process, resolve_device
 from genetic_cnn.genome import Genome
-from genetic_cnn.memory import reuse_freed_memory
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import NetworkPreset
 from genetic_cnn.records import DIVERGED, FAILED, OK, EvaluationResult, EvaluationTask
 from genetic_cnn.train import evaluate_model, train_model
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"run.device = {name!r} but no CUDA GPU is available here; use cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"run.device = {name!r} but only {torch.cuda.device_count()} GPU(s) are visible")
-    return device
-
-
-def prepare_process(run: RunConfig, device: torch.device) -> None:
-    """The process-wide speed settings of ``run`` for training on ``device`` (``run.reuse_memory``)."""
-    if device.type == "cpu" and run.reuse_memory:
-        reuse_freed_memory()
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 @dataclass
@@ -82,7 +59,7 @@ class Evaluator:
         except Exception as error:
             message = f"{type(error).__name__}: {error}".strip()
             return EvaluationResult(
-                task.generation, task.slot, task.genome, genome.architecture_key(), task.seed, FAILED,
+                task.generation, task.slot, task.genome, architecture_key(genome), task.seed, FAILED,
                 seconds=time.perf_counter() - start, error=message.splitlines()[0][:500] if message else "",
                 batch_size=batch_size, extra={"traceback": traceback.format_exc(limit=5)},
             )  # fmt: skip
@@ -95,7 +72,7 @@ class Evaluator:
             seed=task.seed, device=self.device, progress=self.progress, batch_size=batch_size,
             channels_last=self.config.run.channels_last,
         )  # fmt: skip
-        key = genome.architecture_key()
+        key = architecture_key(genome)
         if result.diverged:
             return EvaluationResult(
                 task.generation, task.slot, task.genome, key, task.seed, DIVERGED,

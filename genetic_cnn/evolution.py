@@ -7,56 +7,32 @@ resumed run ends with exactly the history of an uninterrupted one.
 
 from __future__ import annotations
 
-import json
+import math
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors import Executor, make_executor
+from genetic_cnn.executors import Executor, choose_executor, make_executor
 from genetic_cnn.genome import Genome
-from genetic_cnn.records import REUSED, EvaluationResult, EvaluationTask
+from genetic_cnn.graph import architecture_key
+from genetic_cnn.operators import GenerationLog
+from genetic_cnn.progress import bar as progress_bar
+from genetic_cnn.progress import warn
+from genetic_cnn.progress import write as print_line
+from genetic_cnn.records import OK, REUSED, EvaluationResult, EvaluationTask
+from genetic_cnn.report import write_summary
 from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
 from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError
+from genetic_cnn.summary import GenerationSummary
 
 Echo = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class GenerationSummary:
-    """One row of the paper's table: statistics of the population's fitness in one generation."""
-
-    generation: int
-    maximum: float
-    minimum: float
-    mean: float
-    median: float
-    std: float
-    best_genome: str
-    trained: int
-    reused: int
-
-    @classmethod
-    def of(cls, generation: int, genomes: Sequence[str], fitness: Sequence[float], results: Sequence[EvaluationResult]) -> GenerationSummary:
-        best = max(range(len(fitness)), key=lambda i: fitness[i])
-        reused = sum(result.status == REUSED for result in results)
-        return cls(
-            generation, max(fitness), min(fitness), statistics.fmean(fitness), statistics.median(fitness),
-            statistics.pstdev(fitness), genomes[best], len(results) - reused, reused,
-        )  # fmt: skip
-
-    HEADER = f"{'gen':>4} {'max':>7} {'min':>7} {'mean':>7} {'median':>7} {'std':>6}  best genome"
-
-    def line(self) -> str:
-        pct = [100 * value for value in (self.maximum, self.minimum, self.mean, self.median, self.std)]
-        return f"{self.generation:>4} {pct[0]:7.2f} {pct[1]:7.2f} {pct[2]:7.2f} {pct[3]:7.2f} {pct[4]:6.2f}  {self.best_genome}"
 
 
 def environment() -> dict[str, Any]:
@@ -82,143 +58,235 @@ def default_run_folder(config: Config) -> Path:
     return Path("runs") / f"{config.data.dataset}-{config.evolution.strategy}-{stamp}"
 
 
+@dataclass(frozen=True)
+class GenerationPlan:
+    """How each slot of one generation gets its result: trained now, read back, or reused."""
+
+    tasks: tuple[EvaluationTask, ...]
+    """Slots to train now."""
+    stored: dict[int, EvaluationResult]
+    """Slots whose result the run database already holds (a resumed run reads them back)."""
+    reused: tuple[int, ...]
+    """Slots that take their individual's mean fitness without training (``reevaluate = "reuse"``)."""
+
+
+def plan_generation(
+    generation: int,
+    population: Sequence[Genome],
+    stored: dict[int, EvaluationResult],
+    ledger: FitnessLedger,
+    *,
+    reevaluate: str,
+    run_seed: int,
+) -> GenerationPlan:
+    """Which slots of ``population`` train, which are read back from ``stored``, which reuse a mean.
+
+    With ``reevaluate = "reuse"``, an individual the ledger knows from earlier generations, or one
+    trained in an earlier slot of this generation, is not trained again. Pure: nothing is changed.
+    """
+    tasks: list[EvaluationTask] = []
+    reused: list[int] = []
+    planned: set[str] = set()
+    for slot, genome in enumerate(population):
+        identity = ledger.identity_of(genome)
+        if slot in stored:
+            if stored[slot].trained:
+                planned.add(identity)
+            continue
+        if reevaluate == "reuse" and (ledger.known(genome) or identity in planned):
+            reused.append(slot)
+            continue
+        tasks.append(EvaluationTask(generation, slot, str(genome), evaluation_seed(run_seed, generation, slot)))
+        planned.add(identity)
+    return GenerationPlan(tuple(tasks), {slot: stored[slot] for slot in sorted(stored)}, tuple(reused))
+
+
+def fitness_to_tell(population: Sequence[Genome], ledger: FitnessLedger) -> list[float]:
+    """Each individual's mean fitness; NaN for one with no successful evaluation (the worst, and
+    left out of r_min, so a failure does not flatten the roulette for everyone else)."""
+    return [math.nan if (mean := ledger.mean(genome)) is None else mean for genome in population]
+
+
+class RunRecorder:
+    """Everything a run writes and shows: results committed as they come, generations stored (or,
+    on a replay, checked against what was stored), the table printed, progress bars."""
+
+    def __init__(self, store: RunStore, progress: bool, echo: Echo) -> None:
+        self.store = store
+        self.progress = progress
+        self.echo = echo
+        self.summaries: list[GenerationSummary] = []
+        self._stored: dict[tuple[int, int], EvaluationResult] = {(e.generation, e.slot): e for e in store.evaluations()}
+        self._recorded = {record.generation: record for record in store.generations()}
+        self._generations = progress_bar(total=store.config.evolution.generations + 1, desc="generations", unit="gen",
+                                         disable=not progress)  # fmt: skip
+        self._slots: Any = None
+        self.echo(GenerationSummary.HEADER)
+
+    def stored(self, generation: int) -> dict[int, EvaluationResult]:
+        """Results of ``generation`` already in the database, by slot."""
+        return {slot: result for (g, slot), result in self._stored.items() if g == generation}
+
+    def begin(self, generation: int, size: int, done: int) -> None:
+        self._slots = progress_bar(total=size, initial=done, desc=f"generation {generation}", unit="net",
+                                   leave=False, disable=not self.progress)  # fmt: skip
+
+    def evaluation(self, result: EvaluationResult) -> None:
+        self.store.add_evaluation(result)  # committed now: a crash loses at most the evaluations running
+        self._slots.update(1)
+
+    def generation(
+        self, generation: int, population: Sequence[Genome], fitness: Sequence[float], rng_state: dict[str, Any],
+        log: GenerationLog | None, seconds: float, results: Sequence[EvaluationResult],
+    ) -> GenerationSummary:  # fmt: skip
+        """Store (or check on a replay) one completed generation and print its row of the table."""
+        self._slots.close()
+        genomes = tuple(str(genome) for genome in population)
+        if generation in self._recorded:
+            if self._recorded[generation].genomes != genomes:
+                raise StoreError(
+                    f"{self.store.folder}: replaying generation {generation} gave other genomes than recorded; "
+                    "the run was made by an incompatible version"
+                )
+        else:
+            self.store.add_generation(GenerationRecord(
+                generation, genomes, tuple(fitness), rng_state, log.to_dict() if log else None, seconds, time.time()
+            ))  # fmt: skip
+        summary = GenerationSummary.of(generation, genomes, fitness, results)
+        self.summaries.append(summary)
+        self.echo(summary.line())
+        self._generations.update(1)
+        return summary
+
+    def close_bars(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
+        self._generations.close()
+
+    def finish(self) -> list[GenerationSummary]:
+        self.store.set_status("finished")
+        write_summary(self.store, self.summaries)
+        return self.summaries
+
+
 class Evolution:
-    """Drives one run folder to completion; ``run`` is the paper's Algorithm 1 around the database."""
+    """Drives one run folder to completion: ask, evaluate, tell, record (the paper's Algorithm 1)."""
 
     def __init__(self, store: RunStore, executor: Executor, progress: bool = True, echo: Echo | None = None) -> None:
         self.store = store
         self.config = store.config
         self.executor = executor
         self.progress = progress
-        self.echo: Echo = echo or _tqdm_write
-        self.summaries: list[GenerationSummary] = []
+        self.echo: Echo = echo or print_line
 
     def run(self) -> list[GenerationSummary]:
         config = self.config
         search = make_search(config.evolution, config.preset().nodes, config.run.seed)
         ledger = FitnessLedger(config.evolution.identity)
-        stored = {(result.generation, result.slot): result for result in self.store.evaluations()}
-        recorded = {record.generation: record for record in self.store.generations()}
-        bar = _bar(total=config.evolution.generations + 1, desc="generations", unit="gen", disable=not self.progress)
-        self.echo(GenerationSummary.HEADER)
-        while not search.done():
-            generation = search.generation
-            population = search.ask()
-            started = time.time()
-            results = self._evaluate_generation(generation, population, stored, ledger)
-            fitness = [ledger.mean(genome) or 0.0 for genome in population]
-            search.tell(fitness)
-            genomes = tuple(str(genome) for genome in population)
-            if generation in recorded:
-                if recorded[generation].genomes != genomes:
-                    raise StoreError(
-                        f"{self.store.folder}: replaying generation {generation} gave other genomes than recorded; "
-                        "the run was made by an incompatible version"
-                    )
-            else:
-                log = search.last_log.to_dict() if search.last_log and generation < config.evolution.generations else None
-                self.store.add_generation(
-                    GenerationRecord(generation, genomes, tuple(fitness), search.rng_state(), log, time.time() - started, time.time())
-                )
-            summary = GenerationSummary.of(generation, genomes, fitness, results)
-            self.summaries.append(summary)
-            self.echo(summary.line())
-            bar.update(1)
-        bar.close()
-        self.store.set_status("finished")
-        write_summary(self.store, self.summaries)
-        return self.summaries
+        recorder = RunRecorder(self.store, self.progress, self.echo)
+        try:
+            while not search.done():
+                generation, population = search.generation, search.ask()
+                started = time.time()
+                results = self._evaluate(generation, population, ledger, recorder)
+                log = search.tell(fitness_to_tell(population, ledger))
+                shown = [ledger.mean(genome) or 0.0 for genome in population]  # no fitness shows as 0
+                recorder.generation(generation, population, shown, search.rng_state(), log, time.time() - started, results)
+        finally:
+            recorder.close_bars()  # before any message about why the run stopped
+        return recorder.finish()
 
-    def _evaluate_generation(
-        self, generation: int, population: list[Genome], stored: dict[tuple[int, int], EvaluationResult], ledger: FitnessLedger
+    def _evaluate(
+        self, generation: int, population: list[Genome], ledger: FitnessLedger, recorder: RunRecorder
     ) -> list[EvaluationResult]:
-        """Evaluate one generation and record it in the ledger; returns results in slot order.
-
-        With ``reevaluate = "reuse"``, an individual known from earlier generations, or already
-        trained in an earlier slot of this one, is not trained: it gets the mean of its evaluations.
-        """
-        reuse = self.config.evolution.reevaluate == "reuse"
-        results: dict[int, EvaluationResult] = {}
-        tasks: list[EvaluationTask] = []
-        reused_slots: list[int] = []
-        planned: set[str] = set()
-        for slot, genome in enumerate(population):
-            identity = ledger.identity_of(genome)
-            if (generation, slot) in stored:
-                results[slot] = stored[(generation, slot)]
-            elif reuse and (ledger.known(genome) or identity in planned):
-                reused_slots.append(slot)
-            else:
-                tasks.append(EvaluationTask(generation, slot, str(genome), evaluation_seed(self.config.run.seed, generation, slot)))
-            if (generation, slot) not in stored or stored[(generation, slot)].trained:
-                planned.add(identity)
-        bar = _bar(total=len(population), initial=len(results), desc=f"generation {generation}", unit="net",
-                   leave=False, disable=not self.progress)  # fmt: skip
-        for result in self.executor.run(tasks):
-            self.store.add_evaluation(result)  # committed now: a crash loses at most the evaluations running
+        """Train what the plan says, read back what is stored, reuse means; the ledger learns the
+        new evaluations in slot order. Returns the results in slot order."""
+        plan = plan_generation(
+            generation, population, recorder.stored(generation), ledger,
+            reevaluate=self.config.evolution.reevaluate, run_seed=self.config.run.seed,
+        )  # fmt: skip
+        results = dict(plan.stored)
+        recorder.begin(generation, len(population), len(results))
+        for result in self.executor.run(plan.tasks):
+            recorder.evaluation(result)
             results[result.slot] = result
-            bar.update(1)
         for slot in sorted(results):
-            if results[slot].trained:
-                ledger.record(population[slot], results[slot].fitness_input)
-        for slot in reused_slots:
+            if results[slot].status == OK:  # failed and diverged evaluations measure nothing
+                ledger.record(population[slot], results[slot].accuracy)
+        for slot in plan.reused:
             genome = population[slot]
             result = EvaluationResult(
-                generation, slot, str(genome), genome.architecture_key(),
+                generation, slot, str(genome), architecture_key(genome),
                 evaluation_seed(self.config.run.seed, generation, slot), REUSED, accuracy=ledger.mean(genome) or 0.0,
             )  # fmt: skip
-            self.store.add_evaluation(result)
+            recorder.evaluation(result)
             results[slot] = result
-            bar.update(1)
-        bar.close()
         return [results[slot] for slot in range(len(population))]
 
 
-def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
-    """summary.json beside the database: the best genome and the paper-style table.
+RESUMABLE_KEYS = (
+    "run.executor", "run.workers", "run.threads", "run.device", "run.ray_address", "run.gpus_per_evaluation",
+    "data.root", "data.download",
+)  # fmt: skip
+"""Settings ``resume --set`` may change: where and how fast the run trains, and where its data lie.
+Every other key decides what the run computes, and changing it half-way would mix two experiments."""
 
-    The best genome is the individual with the highest mean fitness over all its trained
-    evaluations, as in the report.
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; it is marked interrupted and ``folder`` can be resumed."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"interrupted; continue with `genetic-cnn resume {folder}`")
+        self.folder = folder
+
+
+def start_run(
+    config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None
+) -> Path:
+    """Create a run folder for ``config`` and evolve to the end; returns the folder.
+
+    Everything that can be checked is checked before anything is written: the folder (new, empty,
+    or refused), the device, the dataset files, and that the preset can take the data's images.
     """
-    from genetic_cnn.report import RunData
-
-    best = RunData.load(store).ranking()[0]
-    summary = {
-        "best_genome": best.genome,
-        "best_fitness": best.fitness,
-        "best_test_accuracy": best.test_accuracy,
-        "best_evaluations": best.evaluations,
-        "generations": [asdict(row) for row in summaries],
-    }
-    path = store.folder / "summary.json"
-    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    return path
-
-
-def _bar(**kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
-
-
-def _tqdm_write(line: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(line, file=sys.stdout)
-
-
-def start_run(config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None) -> Path:
-    """Create a run folder for ``config`` and evolve to the end; returns the folder."""
     folder = Path(out or config.run.out or default_run_folder(config))
+    check_new_folder(folder)
+    config = settled(config, folder)
+    check_inputs(config)
     existed = folder.exists()
     store = RunStore.create(folder, config, environment())
-    (folder / "config.toml").write_text(config.to_toml(), encoding="utf-8")
+    (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
     try:
-        return _drive(store, progress, echo)
+        return _drive(store, progress, echo, checked=True)
     except UserError:
         if not load_run_evaluations_exist(folder):
             _remove_empty_run(folder, remove_folder=not existed)  # bad input: leave no half-made run behind
         raise
+
+
+CONFIG_FILE = "config.toml"
+
+
+def settled(config: Config, folder: Path) -> Config:
+    """``config`` as the run records it: its folder in ``run.out`` and a relative ``data.root``
+    resolved, so that the run can be resumed from any directory."""
+    root = str(Path(config.data.root).expanduser().resolve())
+    return replace(config, data=replace(config.data, root=root), run=replace(config.run, out=str(folder.resolve())))
+
+
+def check_new_folder(folder: Path) -> None:
+    """A run goes into a new or empty folder: never among files genetic-cnn did not write."""
+    if (folder / DATABASE).exists():
+        raise StoreError(f"{folder} already holds a run; use `genetic-cnn resume {folder}` or another --out")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder} is a file, not a folder; choose a new folder for the run")
+    if folder.is_dir():
+        names = sorted(path.name for path in folder.iterdir())
+        if names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise UserError(
+                f"--out {folder} is not empty and holds no run ({shown}); choose a new or empty folder, "
+                "so that no file of yours is overwritten"
+            )
 
 
 def load_run_evaluations_exist(folder: Path) -> bool:
@@ -227,41 +295,110 @@ def load_run_evaluations_exist(folder: Path) -> bool:
 
 
 def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
-    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, "config.toml"):
+    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE):
         (folder / name).unlink(missing_ok=True)
     if remove_folder and not any(folder.iterdir()):
         folder.rmdir()
 
 
-def resume_run(folder: str | Path, progress: bool = True, echo: Echo | None = None) -> Path:
-    """Continue a stopped run where it stopped; completed evaluations are not trained again."""
+def resume_run(
+    folder: str | Path, progress: bool = True, echo: Echo | None = None, overrides: Sequence[str] = ()
+) -> Path:
+    """Continue a stopped run where it stopped; completed evaluations are not trained again.
+
+    ``overrides`` (``run.executor=processes``, ...) may change the keys in ``RESUMABLE_KEYS``; the
+    change is stored with the run and ``config.toml`` is rewritten. Any other key is refused.
+    """
+    folder = Path(folder)
     store = RunStore.open(folder)
-    store.lock()
+    try:
+        _check_config_file(folder, store.config)  # refused before the lock file is touched
+        config = resumed_config(store.config, overrides) if overrides else None
+        store.lock()
+        if config is not None:
+            store.update_config(config, {"at": time.time(), "set": list(overrides)})
+            (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
+    except BaseException:
+        store.close()
+        raise
     return _drive(store, progress, echo)
 
 
+def resumed_config(config: Config, overrides: Sequence[str]) -> Config:
+    """``config`` with ``resume --set`` overrides applied; keys outside ``RESUMABLE_KEYS`` are refused."""
+    from genetic_cnn.config import config_from_dict, parse_override
+
+    raw = config.to_dict()
+    for override in overrides:
+        section, key, value = parse_override(override)
+        name = f"{section}.{key}"
+        if name not in RESUMABLE_KEYS:
+            raise UserError(
+                f"resume --set {name}: {name} decides what the run computes and cannot change half-way; "
+                f"resume may change only {', '.join(RESUMABLE_KEYS)} (start a new run with "
+                f"`genetic-cnn evolve --config RUN/{CONFIG_FILE} --set {override}`)"
+            )
+        raw[section][key] = value
+    changed = config_from_dict(raw)
+    return replace(changed, data=replace(changed.data, root=str(Path(changed.data.root).expanduser().resolve())))
+
+
+def _check_config_file(folder: Path, stored: Config) -> None:
+    """Refuse a ``config.toml`` edited after the run started: the run would not do what it says."""
+    from genetic_cnn.config import ConfigError, load_config
+
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        return
+    try:
+        written = load_config(path)
+    except ConfigError as error:
+        raise UserError(f"{path} was edited and no longer loads ({error}); undo the edit") from None
+    differ = [
+        f"{section}.{key}"
+        for section, values in written.to_dict().items()
+        for key, value in values.items()
+        if stored.to_dict()[section][key] != value
+    ]
+    if differ:
+        raise UserError(
+            f"{path} differs from the settings the run was started with ({', '.join(differ)}); the run's settings "
+            f"live in {DATABASE} and config.toml is a copy: undo the edit, and change run settings with "
+            f"`genetic-cnn resume {folder} --set KEY=VALUE` ({', '.join(RESUMABLE_KEYS)})"
+        )
+
+
 def check_inputs(config: Config) -> None:
-    """Fail on a bad device or missing dataset files now, before any progress bar or training."""
+    """Fail on a bad device, missing dataset files or a preset that cannot take the data's images,
+    now, before any folder is made, progress bar shown or network trained; warn on a preset much
+    smaller than the data."""
     from genetic_cnn.data import load_datasets
-    from genetic_cnn.evaluate import resolve_device
+    from genetic_cnn.device import resolve_device
+    from genetic_cnn.presets import fit_to_data, size_warning
 
     resolve_device(config.run.device)
-    load_datasets(config.data, seed=config.run.seed)
+    datasets = load_datasets(config.data, seed=config.run.seed)
+    fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
+    warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
+    if warning:
+        warn(warning)
 
 
-def _drive(store: RunStore, progress: bool, echo: Echo | None) -> Path:
+def _drive(store: RunStore, progress: bool, echo: Echo | None, checked: bool = False) -> Path:
     try:
-        if store.status != "finished":
+        if store.status != "finished" and not checked:
             check_inputs(store.config)
-        executor = make_executor(store.config, progress=progress)
+        chosen = choose_executor(store.config)  # what run.executor = "auto" means here, recorded with the run
+        store.record_executor({"at": time.time(), "asked": store.config.run.executor, "executor": chosen.run.executor,
+                               "workers": chosen.run.workers, "threads": chosen.run.threads})  # fmt: skip
+        executor = make_executor(chosen, progress=progress)
         try:
             Evolution(store, executor, progress, echo).run()
         finally:
             executor.close()
     except KeyboardInterrupt:
         store.set_status("interrupted")
-        print(f"interrupted; continue with `genetic-cnn resume {store.folder}`", file=sys.stderr)
-        raise
+        raise RunInterrupted(store.folder) from None
     finally:
         store.close()
     return store.folder

@@ -30,18 +30,19 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genetic_cnn.config import Config, ConfigError, TrainConfig, load_config
+from genetic_cnn.cli_args import add_common_arguments, parse_genome, preset_for_data, resolve_config
+from genetic_cnn.config import Config, ConfigError, TrainConfig
 from genetic_cnn.errors import UserError
-from genetic_cnn.presets import NetworkPreset
+from genetic_cnn.files import plural
+from genetic_cnn.progress import bar as progress_bar
+from genetic_cnn.progress import write as print_line
 from genetic_cnn.saved import RESULTS, save_trained
 
 if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI starts fast
@@ -51,9 +52,6 @@ if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI
     from genetic_cnn.data import Split
     from genetic_cnn.genome import Genome
 
-"""Name of the extra file inside each TorchScript export."""
-PRESET_DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "cifar10-large": "cifar10", "digits": "digits"}
-"""The dataset a preset is made for, used when neither --dataset nor the config names one."""
 FLIP_DATASETS = ("cifar10",)
 """Datasets whose images may be mirrored left-right by augmentation."""
 
@@ -111,41 +109,6 @@ def scale_schedule(train: TrainConfig, epochs: int) -> TrainConfig:
     return replace(train, schedule=tuple(schedule), step_epochs=step_epochs)
 
 
-# --------------------------------------------------------------------------------- augmentation
-def augment_padding(height: int) -> int:
-    """Crop padding for images ``height`` pixels high: 4 for CIFAR's 32 (and MNIST's 28), 1 for 8x8."""
-    return max(1, math.floor(height / 8 + 0.5))
-
-
-def augment_batch(
-    images: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True
-) -> torch.Tensor:
-    """Random crop after zero padding by ``padding`` pixels, then (``flip``) a random horizontal flip.
-
-    One offset pair and one coin per image, all drawn from ``generator`` (on the images' device), so
-    a seeded generator gives the same batch every time. Returns a new (N, C, H, W) tensor.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    batch, _, height, width = images.shape
-    device = images.device
-    out = images
-    if padding > 0:
-        padded = F.pad(images, (padding, padding, padding, padding))
-        dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
-        dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=device)
-        rows = dy[:, None] + torch.arange(height, device=device)  # (N, H)
-        cols = dx[:, None] + torch.arange(width, device=device)  # (N, W)
-        index = torch.arange(batch, device=device)[:, None, None]
-        # Advanced indices around a slice: the result is (N, H, W, C).
-        out = padded[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
-    if flip:
-        mirrored = torch.rand(batch, generator=generator, device=device) < 0.5
-        out = torch.where(mirrored[:, None, None, None], out.flip(3), out)
-    return out
-
-
 # --------------------------------------------------------------------------------- training
 def train_full(
     model: nn.Module,
@@ -162,58 +125,30 @@ def train_full(
 ) -> float:
     """Train ``model`` in place on every image of ``split`` with ``config``'s optimizer and schedule.
 
-    Returns the last epoch's mean training loss; raises ``UserError`` when the loss becomes NaN or
-    infinite. ``on_epoch(epoch, loss)`` is called after each epoch (for a progress bar).
-    ``channels_last`` as in ``train_model``.
+    ``train.fit`` with no held-out split (the plateau scheduler watches the training loss) and, with
+    ``augment``, random crops and flips seeded by ``seed``. Returns the last epoch's mean training
+    loss; raises ``UserError`` when the loss becomes NaN or infinite. ``on_epoch(epoch, loss)`` is
+    called after each epoch (for a progress bar).
     """
     import torch
-    import torch.nn.functional as F
-    from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-    from genetic_cnn.train import batch_bounds, make_optimizer, make_scheduler, use_channels_last
+    from genetic_cnn.data import augment_batch
+    from genetic_cnn.train import fit
 
-    torch.manual_seed(seed)  # dropout
-    device = torch.device(device)
-    model.to(device)
-    images, labels = split.images.to(device), split.labels.to(device)
-    if channels_last:
-        (images,) = use_channels_last(model, images)
-    size = len(labels)
-    if size == 0:
+    if len(split) == 0:
         raise UserError("the training set is empty; check data.subset")
-    optimizer = make_optimizer(model.parameters(), config)
-    scheduler = make_scheduler(optimizer, config)
-    shuffle = torch.Generator().manual_seed(seed)  # the same order on every device
-    crops = torch.Generator(device=device).manual_seed(seed)
-    bounds = batch_bounds(size, config.batch_size)
-    train_loss = math.nan
-    for epoch in range(sum(count for count, _ in config.schedule)):
-        model.train()
-        order = torch.randperm(size, generator=shuffle).to(device)
-        total = torch.zeros((), device=device)
-        for start, stop in bounds:
-            index = order[start:stop]
-            batch = images[index]
-            if augment:
-                batch = augment_batch(batch, crops, padding, flip)
-            loss = F.cross_entropy(model(batch), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(index)
-        train_loss = float(total) / size  # one host sync per epoch
-        if not math.isfinite(train_loss):
-            raise UserError(
-                f"training diverged in epoch {epoch + 1} (loss {train_loss}); lower the learning rates "
-                "with --set train.schedule=[[epochs, rate], ...] (genetic-cnn lr-find suggests one)"
-            )
-        if on_epoch is not None:
-            on_epoch(epoch, train_loss)
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(train_loss)  # no held-out split: the plateau of the training loss
-        elif scheduler is not None:
-            scheduler.step()
-    return train_loss
+    crops = torch.Generator(device=torch.device(device)).manual_seed(seed)
+    augmentation = (lambda batch: augment_batch(batch, crops, padding, flip)) if augment else None
+    result = fit(
+        model, split, config, seed=seed, device=device, augment=augmentation, on_epoch=on_epoch,
+        channels_last=channels_last,
+    )  # fmt: skip
+    if result.diverged:
+        raise UserError(
+            f"training diverged in epoch {result.epochs} (loss {result.train_loss}); lower the learning rates "
+            "with --set train.schedule=[[epochs, rate], ...] (genetic-cnn lr-find suggests one)"
+        )
+    return result.train_loss
 
 
 def full_training_split(train: Split, validation: Split) -> Split:
@@ -223,22 +158,6 @@ def full_training_split(train: Split, validation: Split) -> Split:
     from genetic_cnn.data import Split
 
     return Split(torch.cat([train.images, validation.images]), torch.cat([train.labels, validation.labels]))
-
-
-def parse_genome(genome: Genome | str, preset: NetworkPreset) -> Genome:
-    """The genome, checked against the preset's stages; a ``UserError`` when it does not fit."""
-    from genetic_cnn.genome import Genome
-
-    try:
-        if isinstance(genome, str):
-            return Genome.from_string(genome, nodes=preset.nodes)
-        if genome.nodes != preset.nodes:
-            raise ValueError(
-                f"genome {genome} has nodes {genome.nodes} per stage, preset {preset.name!r} expects {preset.nodes}"
-            )
-        return genome
-    except ValueError as error:
-        raise UserError(str(error)) from None
 
 
 def train_final(
@@ -252,13 +171,15 @@ def train_final(
     device: str | None = None,
     progress: bool = False,
     echo: Echo | None = None,
+    force: bool = False,
 ) -> FinalResult:
     """Train ``genome`` on ``config``'s full training set once per seed; test it; save the models.
 
     ``seeds``: a count (seeds ``run.seed``, ``run.seed + 1``, ...) or the seeds themselves.
     ``epochs``: rescale ``config.train``'s schedule to this many epochs (``scale_schedule``).
     ``out``: folder for the weights, TorchScript exports and ``results.json`` (default
-    ``runs/final-<preset>-<time>``). ``echo`` receives one line per seed.
+    ``runs/final-<preset>-<time>``); files already there are refused unless ``force``. ``echo``
+    receives one line per seed.
     """
     started = time.perf_counter()
     seed_list = _seed_list(seeds, config.run.seed)
@@ -267,19 +188,20 @@ def train_final(
 
     import torch
 
-    from genetic_cnn.data import load_datasets
-    from genetic_cnn.evaluate import prepare_process, resolve_device
+    from genetic_cnn.data import augment_padding, load_datasets
+    from genetic_cnn.device import prepare_process, resolve_device
     from genetic_cnn.network import build_network
     from genetic_cnn.train import evaluate_model
 
     datasets = load_datasets(config.data, seed=config.run.seed)
-    try:
-        preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
-    except ValueError as error:  # e.g. a CIFAR preset on 8x8 digits
-        raise UserError(
-            f"{error} (dataset {datasets.name} has images {datasets.input_shape}; pass --dataset)"
-        ) from None
+    preset = preset_for_data(config, datasets)
     folder = Path(out) if out is not None else _default_folder(preset.name)
+    existing = [name for name in output_names(seed_list) if (folder / name).exists()]
+    if existing and not force:
+        raise UserError(
+            f"--out {folder} already holds {', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}; "
+            "choose another folder or pass --force to overwrite them"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -291,7 +213,7 @@ def train_final(
     total = sum(count for count, _ in train_config.schedule)
     say: Echo = echo or (lambda line: None)
 
-    bar = _bar(total=total * len(seed_list), disable=not progress)
+    bar = progress_bar(total=total * len(seed_list), unit="epoch", disable=not progress)
     accuracies: list[float] = []
     files: list[dict[str, str]] = []
     for seed in seed_list:
@@ -334,6 +256,11 @@ def train_final(
 
 
 # --------------------------------------------------------------------------------- helpers
+def output_names(seeds: Sequence[int]) -> list[str]:
+    """The files ``train_final`` writes into its folder for ``seeds``."""
+    return [name for seed in seeds for name in (f"seed{seed}.pt", f"seed{seed}.torchscript.pt")] + [RESULTS]
+
+
 def _seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
     if isinstance(seeds, bool):
         raise UserError(f"seeds = {seeds!r} must be a count or a list of seeds")
@@ -360,76 +287,20 @@ def _default_folder(preset: str) -> Path:
     return Path("runs") / f"final-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _bar(**kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(file=sys.stderr, dynamic_ncols=True, unit="epoch", **kwargs)
-
-
-def resolve_config(
-    config_file: str | Path | None, overrides: Sequence[str], preset: str | None, dataset: str | None
-) -> Config:
-    """The CLI's config: the file, ``--set`` overrides, then ``--preset`` and ``--dataset``.
-
-    When nothing names the dataset, the preset's own is used (cifar10-large trains on CIFAR-10).
-    """
-    extra = list(overrides)
-    if preset is not None:
-        extra.append(f"space.preset={json.dumps(preset)}")
-    if dataset is not None:
-        extra.append(f"data.dataset={json.dumps(dataset)}")
-    config = load_config(config_file, extra)
-    if dataset is None and not _names_dataset(config_file, overrides):
-        own = PRESET_DATASETS.get(config.space.preset)
-        if own and own != config.data.dataset:
-            config = load_config(config_file, [*extra, f"data.dataset={json.dumps(own)}"])
-    return config
-
-
-def _names_dataset(config_file: str | Path | None, overrides: Sequence[str]) -> bool:
-    if any(item.split("=", 1)[0].strip() == "data.dataset" for item in overrides):
-        return True
-    if config_file is None:
-        return False
-    raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))  # load_config has checked it
-    return isinstance(raw.get("data"), dict) and "dataset" in raw["data"]
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """GENOME, --preset, --dataset, --config and --set, shared with ``lr-find``."""
-    parser.add_argument("genome", help="e.g. '1-01|0-01-100|0-11-101-0001' (quote it: | is a shell pipe)")
-    parser.add_argument(
-        "--preset", help="network preset: mnist | cifar10 | cifar10-large | digits (default: the config's)"
-    )
-    parser.add_argument(
-        "--dataset", help="digits | mnist | fashion-mnist | cifar10 | synthetic (default: the preset's)"
-    )
-    parser.add_argument("--config", type=Path, help="TOML config (data, train and run sections are used)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set train.batch_size=256 (repeatable)")  # fmt: skip
-
-
 # --------------------------------------------------------------------------------- CLI
 def cmd_train(args: argparse.Namespace) -> int:
     config = resolve_config(args.config, args.set, args.preset, args.dataset)
     result = train_final(
         args.genome, config, seeds=args.seeds, augment=args.augment, out=args.out, epochs=args.epochs,
-        progress=not args.quiet, echo=_write,
+        progress=not args.quiet, echo=print_line, force=args.force,
     )  # fmt: skip
     spread = f" ± {100 * result.std:.2f}" if len(result.seeds) > 1 else ""
-    print(f"genome {result.genome} on {result.dataset} ({result.preset}), {result.epochs} epochs, "
-          f"{result.train_images} training images{', augmented' if result.augment else ''}")  # fmt: skip
+    print(f"genome {result.genome} on {result.dataset} ({result.preset}), {plural(result.epochs, 'epoch')}, "
+          f"{plural(result.train_images, 'training image')}{', augmented' if result.augment else ''}")  # fmt: skip
     print(f"test accuracy {100 * result.mean:.2f}{spread}% over {len(result.seeds)} seed(s) "
           f"(error {100 * (1 - result.mean):.2f}%)")  # fmt: skip
     print(f"results: {Path(result.out) / RESULTS}")
     return 0
-
-
-def _write(line: str) -> None:
-    """Print a line without breaking the progress bar."""
-    from tqdm.auto import tqdm
-
-    tqdm.write(line, file=sys.stdout)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -445,5 +316,6 @@ def add_parser(subparsers: Any) -> None:
                         help="random crop (pad 4 on 32x32) and, on CIFAR-10, horizontal flip")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from run.seed on (default 1)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/final-<preset>-<time>)")
+    parser.add_argument("--force", action="store_true", help="overwrite the files of an earlier train in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_train)

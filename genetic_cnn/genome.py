@@ -7,20 +7,16 @@ bit for v1->v2, then v1->v3, v2->v3, then v1->v4, v2->v4, v3->v4, ...
 Written form: groups joined by ``-``, stages joined by ``|``, e.g.
 ``1-01|0-01-100-0111`` for K = (3, 5).
 
-This module never imports torch: the search can reason about genomes alone.
+A genome is data only: decoding it into stage graphs and its architecture key live in
+``genetic_cnn.graph`` (``stage_graphs(genome)``, ``architecture_key(genome)``). No torch here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 STAGE_SEPARATOR = "|"
 GROUP_SEPARATOR = "-"
@@ -186,22 +182,6 @@ class Genome:
     def stage_edges(self, index: int) -> list[tuple[int, int]]:
         """The encoded ordinary-node edges (1-based) of stage ``index`` (0-based)."""
         return [edge for edge, bit in zip(edge_list(self.nodes[index]), self.stages[index]) if bit]
-
-    def stage_graphs(self) -> list[nx.DiGraph]:
-        """One decoded DAG per stage, with default input/output nodes; see ``graph.decode_stage``."""
-        from genetic_cnn.graph import decode_stage
-
-        return [decode_stage(bits, count) for bits, count in zip(self.stages, self.nodes)]
-
-    def architecture_key(self) -> str:
-        """Equal for two genomes exactly when their decoded networks are the same up to relabelling."""
-        return self._architecture_key
-
-    @cached_property
-    def _architecture_key(self) -> str:
-        from genetic_cnn.graph import canonical_stage
-
-        return STAGE_SEPARATOR.join(canonical_stage(bits, count) for bits, count in zip(self.stages, self.nodes))
 
 
 def _format_stage(bits: Sequence[int], nodes: int) -> str:

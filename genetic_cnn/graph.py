@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from genetic_cnn.genome import GROUP_SEPARATOR, edge_list
+from genetic_cnn.genome import GROUP_SEPARATOR, STAGE_SEPARATOR, Genome, edge_list
 
 INPUT, ORDINARY, OUTPUT = "input", "ordinary", "output"
 EMPTY_STAGE_KEY = "empty"
@@ -47,6 +47,21 @@ def decode_stage(bits: Sequence[int], nodes: int) -> nx.DiGraph:
         if graph.out_degree(node) == 0:
             graph.add_edge(node, nodes + 1)
     return graph
+
+
+def stage_graphs(genome: Genome) -> list[nx.DiGraph]:
+    """One decoded DAG per stage of ``genome``, with default input/output nodes (``decode_stage``)."""
+    return [decode_stage(bits, count) for bits, count in zip(genome.stages, genome.nodes)]
+
+
+def architecture_key(genome: Genome | str) -> str:
+    """Equal for two genomes exactly when their decoded networks are the same up to relabelling.
+
+    The stages' canonical forms (``canonical_stage``) joined by ``|``, e.g. ``1-01|1`` for
+    ``1-01|0-00-000-0000`` or any string equivalent to it. A string is parsed first.
+    """
+    parsed = Genome.from_string(genome) if isinstance(genome, str) else genome
+    return STAGE_SEPARATOR.join(canonical_stage(bits, count) for bits, count in zip(parsed.stages, parsed.nodes))
 
 
 def count_convolutions(bits: Sequence[int], nodes: int) -> int:

@@ -3,14 +3,19 @@
 ``genetic-cnn lr-find GENOME --preset mnist --out lr.png`` (Python: ``lr_range_test``) trains the
 network for ``steps`` mini-batches while the learning rate grows exponentially from ``start`` to
 ``end`` (rate of step i: ``start * (end / start) ** (i / (steps - 1))``), with the config's
-optimizer, batch size and weight decay. After each batch it records the exponentially smoothed
-training loss (beta 0.98, bias-corrected as in Adam: ``avg_i / (1 - beta ** (i + 1))``) and stops
-early once that exceeds 4x the best seen, or the loss is NaN/inf: the rate has diverged.
+optimizer, batch size and weight decay.
 
-Suggestions:
-- ``suggestion``: the point of steepest descent of the smoothed loss against log10(lr), searched
-  from the start (skipping the first 5% of the steps, where the smoothed loss is still mostly one
-  batch) up to the loss minimum. It is therefore always at or below the minimum and the divergence.
+Smoothing without lag. The batch losses are noisy, so both the stop rule and the curve smooth them
+over a window of ``SMOOTH_SHARE`` of the steps (at least 3). While the test runs, a causal
+exponential average of that span (bias-corrected as in Adam) stops it once it exceeds 4x its best,
+or at a NaN/inf loss: the rate has diverged. The curve that is drawn, and from which everything is
+suggested, is a centred moving average of the same width, so it does not trail the batch losses
+(an exponential average with beta 0.98 over 200 steps from 1e-7 to 1 lags them by about 1.5
+decades and puts the "minimum" where the loss has already blown up).
+
+Suggestions, read off the drawn curve:
+- ``suggestion``: the point of steepest descent against log10(lr), searched from the start (past
+  the first 5% of the steps) up to the curve's minimum: at or below the minimum and the divergence.
 - ``minimum_lr / 10``: "an order of magnitude below the minimum", the other common rule.
 
 The model's weights are restored afterwards, so the test does not change the model it is given.
@@ -25,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genetic_cnn.cli_args import add_common_arguments, parse_genome, preset_for_data, resolve_config
 from genetic_cnn.config import Config, TrainConfig
 from genetic_cnn.errors import UserError
+from genetic_cnn.files import output_file
 
 if TYPE_CHECKING:
     import torch
@@ -34,10 +41,15 @@ if TYPE_CHECKING:
 
     from genetic_cnn.data import Split
 
-BETA = 0.98
+SMOOTH_SHARE = 0.05
+"""Width of the smoothing window as a share of the steps (at least 3 steps)."""
 DIVERGENCE_FACTOR = 4.0
 SKIP_START = 0.05
 """Fraction of the recorded steps not searched for the steepest descent (at least one step)."""
+MIN_STEPS = 20
+"""Fewer mini-batches than this cannot trace a curve to suggest anything from."""
+MIN_RECORDED = 5
+"""Steps the test must record before diverging for a suggestion to mean anything."""
 
 
 class LrFindError(UserError, ValueError):
@@ -49,7 +61,7 @@ class LrFindResult:
     lrs: tuple[float, ...]
     """Learning rate of each recorded step, increasing exponentially."""
     losses: tuple[float, ...]
-    """Smoothed (bias-corrected) training loss after each recorded step."""
+    """The drawn curve: the centred moving average of ``raw_losses`` at each recorded step."""
     suggestion: float
     """Steepest descent of the smoothed loss against log10(lr), below the minimum."""
     minimum_lr: float
@@ -57,7 +69,8 @@ class LrFindResult:
     raw_losses: tuple[float, ...] = ()
     """Unsmoothed loss of each recorded step's batch."""
     diverged_lr: float | None = None
-    """The rate at which the test stopped because the loss diverged; None if it reached ``end``."""
+    """The rate at which the loss diverged (the test stopped, or the curve rose past 4x its minimum
+    by the end); None when it did neither."""
 
     @property
     def diverged(self) -> bool:
@@ -79,8 +92,10 @@ def lr_schedule(start: float, end: float, steps: int) -> list[float]:
 def check_range(start: float, end: float, steps: int) -> None:
     if not (math.isfinite(start) and math.isfinite(end) and 0 < start < end):
         raise LrFindError(f"the range {start:g} .. {end:g} is not usable: need 0 < --start < --end")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise LrFindError(f"--steps {steps} must be a whole number of at least 2")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < MIN_STEPS:
+        raise LrFindError(
+            f"--steps {steps} is too few to trace a curve and suggest a rate; use at least {MIN_STEPS} (default 200)"
+        )
 
 
 def lr_range_test(
@@ -94,75 +109,79 @@ def lr_range_test(
     *,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    channels_last: bool = True,
 ) -> LrFindResult:
     """Smith's range test on ``split`` (the training images); see the module docstring.
 
     ``config`` gives the optimizer, batch size, momentum and weight decay (its schedule's rates
     are replaced by the test's). Batches are drawn in a seeded shuffled order, reshuffled after
-    each pass over ``split``. ``model`` is left with the weights it came with.
+    each pass over ``split`` (``train.fit`` with one rate per step). ``model`` is left with the
+    weights it came with.
     """
     import copy
 
-    import torch
-    import torch.nn.functional as F
-    from tqdm.auto import tqdm
-
-    from genetic_cnn.train import batch_bounds, make_optimizer
+    from genetic_cnn.train import fit
 
     train = config.train if isinstance(config, Config) else config
     rates = lr_schedule(start, end, steps)
-    device = torch.device(device)
     if len(split) < 2:
         raise LrFindError("the range test needs at least two training images")
     saved = copy.deepcopy(model.state_dict())
-    torch.manual_seed(seed)  # dropout
-    model.to(device).train()
-    images, labels = split.images.to(device), split.labels.to(device)
-    optimizer = make_optimizer(model.parameters(), train)
-    shuffle = torch.Generator().manual_seed(seed)
-    bounds = batch_bounds(len(labels), train.batch_size)
-    order = torch.randperm(len(labels), generator=shuffle).to(device)
-    position = 0
-
     lrs: list[float] = []
-    losses: list[float] = []
     raw: list[float] = []
-    average, best, diverged_lr = 0.0, math.inf, None
-    bar = tqdm(rates, desc="lr-find", unit="batch", leave=False, disable=not progress)
+    beta = 1 - 2 / (smoothing_window(steps) + 1)  # an exponential average of the same span as the curve
+    average, best = 0.0, math.inf
+    diverged_lr: float | None = None
+
+    def record(step: int, value: float) -> bool:
+        """Record one batch's loss; False (stop) once the loss has diverged."""
+        nonlocal average, best, diverged_lr
+        if not math.isfinite(value):
+            diverged_lr = rates[step]
+            return False
+        average = beta * average + (1 - beta) * value
+        smoothed = average / (1 - beta ** (step + 1))
+        if step > 0 and smoothed > DIVERGENCE_FACTOR * best:
+            diverged_lr = rates[step]
+            return False
+        best = min(best, smoothed)
+        lrs.append(rates[step])
+        raw.append(value)
+        return True
+
     try:
-        for step, lr in enumerate(bar):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if position == len(bounds):
-                order, position = torch.randperm(len(labels), generator=shuffle).to(device), 0
-            begin, stop = bounds[position]
-            position += 1
-            index = order[begin:stop]
-            loss = F.cross_entropy(model(images[index]), labels[index])
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                diverged_lr = lr
-                break
-            average = BETA * average + (1 - BETA) * value
-            smoothed = average / (1 - BETA ** (step + 1))
-            if step > 0 and smoothed > DIVERGENCE_FACTOR * best:
-                diverged_lr = lr
-                break
-            best = min(best, smoothed)
-            lrs.append(lr)
-            losses.append(smoothed)
-            raw.append(value)
-            bar.set_postfix(lr=f"{lr:.1e}", loss=f"{smoothed:.4f}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        fit(
+            model, split, train, seed=seed, device=device, channels_last=channels_last, step_rates=rates,
+            on_batch=record, progress=progress,
+        )  # fmt: skip
     finally:
-        bar.close()
         model.load_state_dict(saved)
-    if not lrs:
-        raise LrFindError(f"the loss was not finite at the first step (lr {start:g}); check the data and the model")
+    if len(lrs) < MIN_RECORDED:
+        where = f"at {diverged_lr:.3g}" if diverged_lr is not None else ""
+        raise LrFindError(
+            f"the loss diverged {where} after {len(lrs)} step(s), too early to suggest a rate; "
+            f"lower --start (now {start:g}) or check the data and the model"
+        )
+    losses = centered_average(raw, smoothing_window(steps))
     suggestion, minimum_lr = suggest(lrs, losses)
+    if diverged_lr is None:
+        lowest = min(losses)
+        risen = [lr for lr, loss in zip(lrs, losses) if lr > minimum_lr and loss > DIVERGENCE_FACTOR * lowest]
+        diverged_lr = risen[0] if risen else None
     return LrFindResult(tuple(lrs), tuple(losses), suggestion, minimum_lr, tuple(raw), diverged_lr)
+
+
+def smoothing_window(steps: int) -> int:
+    """Steps the curve averages over: ``SMOOTH_SHARE`` of them, odd, at least 3."""
+    width = max(3, round(steps * SMOOTH_SHARE))
+    return width + (width % 2 == 0)
+
+
+def centered_average(values: Sequence[float], window: int) -> list[float]:
+    """Each value replaced by the mean of the ``window`` values centred on it (fewer at the ends)."""
+    half = window // 2
+    return [sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1])
+            for i in range(len(values))]  # fmt: skip
 
 
 def suggest(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
@@ -193,7 +212,7 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Pat
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     if result.raw_losses:
         ax.plot(lrs, result.raw_losses, color="#bbbbbb", linewidth=0.8, label="batch loss")
-    ax.plot(lrs, losses, color="#1f77b4", linewidth=2, label="smoothed loss (β = 0.98)")
+    ax.plot(lrs, losses, color="#1f77b4", linewidth=2, label="smoothed loss (centred moving average)")
     ax.set_xscale("log")
     at = {lr: loss for lr, loss in zip(lrs, losses)}
     ax.axvline(result.suggestion, color="#d62728", linestyle="--", linewidth=1)
@@ -223,37 +242,35 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Pat
 
 # --------------------------------------------------------------------------------- CLI
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from genetic_cnn.final import parse_genome, resolve_config
-
     config = resolve_config(args.config, args.set, args.preset, args.dataset)
     check_range(args.start, args.end, args.steps)
+    out = output_file(args.out, force=args.force, suffix=".png")
     genome = parse_genome(args.genome, config.preset())  # all checked before torch is imported
 
     import torch
 
     from genetic_cnn.data import load_datasets
-    from genetic_cnn.evaluate import resolve_device
+    from genetic_cnn.device import resolve_device
     from genetic_cnn.network import build_network
 
     datasets = load_datasets(config.data, seed=config.run.seed)
-    try:
-        preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
-    except ValueError as error:
-        raise UserError(
-            f"{error} (dataset {datasets.name} has images {datasets.input_shape}; pass --dataset)"
-        ) from None
+    preset = preset_for_data(config, datasets)
     seed = config.run.seed if args.seed is None else args.seed
     torch.manual_seed(seed)
     model = build_network(genome, preset)
     result = lr_range_test(
         model, datasets.train, config.train, args.start, args.end, args.steps, seed,
-        device=resolve_device(config.run.device), progress=not args.quiet,
+        device=resolve_device(config.run.device), progress=not args.quiet, channels_last=config.run.channels_last,
     )  # fmt: skip
     title = f"{genome} ({preset.name}) on {datasets.name}, {config.train.optimizer}, batch {config.train.batch_size}"
-    path = plot_lr_find(result, args.out, title)
-    end = f"diverged at {result.diverged_lr:.3g}" if result.diverged else f"reached {args.end:g} without diverging"
+    path = plot_lr_find(result, out, title)
+    stopped = len(result.lrs) < args.steps
+    if result.diverged:
+        end = f"the loss diverged at {result.diverged_lr:.3g}" + ("; stopped there" if stopped else "")
+    else:
+        end = f"reached {args.end:g} without diverging"
     print(f"steps             {len(result.lrs)} of {args.steps} ({end})")
-    print(f"suggested rate    {result.suggestion:.3g}  (steepest descent of the smoothed loss)")
+    print(f"suggested rate    {result.suggestion:.3g}  (steepest descent of the drawn curve, below its minimum)")
     print(f"minimum / 10      {result.order_below_minimum:.3g}  (loss minimum at {result.minimum_lr:.3g})")
     print(f"plot              {path}")
     return 0
@@ -266,13 +283,12 @@ def add_parser(subparsers: Any) -> None:
         "mini-batches; the smoothed loss (beta 0.98) is plotted against it, the test stops when the loss "
         "exceeds 4x its best. Suggests the steepest descent point and a tenth of the minimum's rate.",
     )  # fmt: skip
-    from genetic_cnn.final import add_common_arguments
-
     add_common_arguments(parser)
     parser.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     parser.add_argument("--end", type=float, default=1.0, help="last learning rate (default 1)")
     parser.add_argument("--steps", type=int, default=200, help="mini-batches (default 200)")
     parser.add_argument("--seed", type=int, help="weights and batch order (default run.seed)")
     parser.add_argument("--out", type=Path, default=Path("lr.png"), help="PNG plot (default lr.png)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_lr_find)

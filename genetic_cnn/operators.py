@@ -24,10 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.config import INIT_MODES, EvolutionConfig
 from genetic_cnn.genome import Genome
-
-INIT_MODES = ("random", "zeros")
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from genetic_cnn.drawing import genomes_figure
-from genetic_cnn.report import TOP_ARCHITECTURES, Candidate, pct, plural
+from genetic_cnn.files import plural
+from genetic_cnn.rundata import TOP_ARCHITECTURES, Candidate, pct
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from genetic_cnn.report import RunData
+    from genetic_cnn.rundata import RunData
 
 DPI = 110
 COLOURS = [colormaps["tab10"](index) for index in range(10)]

@@ -117,3 +117,35 @@ def get_preset(name: str) -> NetworkPreset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def fit_to_data(preset: NetworkPreset, dataset: str, input_shape: tuple[int, int, int], num_classes: int) -> NetworkPreset:
+    """``preset`` for ``dataset``'s images; a one-line ``UserError`` naming the fix when it cannot take them."""
+    from genetic_cnn.errors import UserError
+
+    try:
+        return preset.for_input(input_shape, num_classes)
+    except ValueError:
+        pass
+    fits = [name for name, other in PRESETS.items() if other.input_shape == tuple(input_shape)]
+    fix = f"use space.preset = {fits[0]!r}" if fits else "use a preset with less pooling, or larger images"
+    shape = "x".join(str(size) for size in input_shape)
+    made = "x".join(str(size) for size in preset.input_shape)
+    raise UserError(
+        f"space.preset = {preset.name!r} is made for {made} images but data.dataset = {dataset!r} has {shape}: "
+        f"its convolutions and pooling shrink them to nothing; {fix} (or pick another data.dataset)"
+    )
+
+
+def size_warning(preset: NetworkPreset, dataset: str, input_shape: tuple[int, int, int]) -> str | None:
+    """A one-line warning when the data's images are much larger than the preset was made for."""
+    _, height, width = input_shape
+    _, made_height, made_width = preset.input_shape
+    if height * width < 4 * made_height * made_width:
+        return None
+    fits = [name for name, other in PRESETS.items() if other.input_shape == tuple(input_shape)]
+    better = f"; space.preset = {fits[0]!r} is made for them" if fits else ""
+    return (
+        f"space.preset = {preset.name!r} is made for {made_height}x{made_width} images and data.dataset = {dataset!r} "
+        f"has {height}x{width}: the network will be small for this data{better}"
+    )

@@ -23,8 +23,9 @@ class EvaluationTask:
 class EvaluationResult:
     """One evaluation's outcome. ``accuracy`` is on the validation split and is the fitness input.
 
-    Status: ok; diverged (NaN/inf loss, fitness 0); failed (training raised, fitness 0, ``error``
-    says why); reused (not trained: the mean of earlier evaluations of the same individual).
+    Status: ok; diverged (NaN/inf loss); failed (training raised, ``error`` says why) — neither
+    measured anything and neither enters the individual's fitness; reused (not trained: the mean of
+    earlier evaluations of the same individual).
     """
 
     generation: int
@@ -45,7 +46,7 @@ class EvaluationResult:
 
     @property
     def fitness_input(self) -> float:
-        """What this evaluation contributes to the paper's mean: failures count as 0."""
+        """This evaluation's accuracy for plots and best-so-far curves: 0 for one that measured nothing."""
         return self.accuracy if self.status in (OK, REUSED) else 0.0
 
     @property

@@ -5,247 +5,40 @@ generation, fitness over generations, best-so-far curves, the best genomes drawn
 diversity, the connections the search converged on, and where the time went. Several runs: a
 comparison (overlaid best-so-far curves, a summary table) plus one sub-report per run.
 
-Definitions used throughout (they are written into the report too):
-
-- fitness: what the search was told, i.e. the validation accuracy averaged over all evaluations
-  of an individual up to that generation (failed or diverged evaluations count 0);
-- an individual is a string or an architecture, as the run's ``evolution.identity`` says;
-- test accuracy of a genome: the mean test accuracy over that individual's trained evaluations
-  (status ok) up to the generation in question;
-- best so far: the highest validation accuracy of any single trained evaluation so far; the cost
-  axis counts trained evaluations only (reused ones cost nothing).
-
-The Python API (``write_report``, ``generation_table``, ``RunData``) reads the run database only;
+Definitions are in ``genetic_cnn.rundata``, which reads the history. The Python API (``write_report``, ``generation_table``, ``RunData``) reads the run database only;
 matplotlib is imported when pictures are drawn, never at import.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
-from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from datetime import datetime
-from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.evolution import GenerationSummary
-from genetic_cnn.genome import Genome, edge_list
-from genetic_cnn.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult
-from genetic_cnn.store import GenerationRecord, RunStore, load_run
+from genetic_cnn.files import plural
+from genetic_cnn.records import DIVERGED, FAILED, REUSED
+from genetic_cnn.rundata import (
+    TOP_ARCHITECTURES,
+    RunData,
+    code,
+    distinct_names,
+    duration,
+    generation_table,
+    pct,
+    table,
+)
+from genetic_cnn.store import RunStore
+from genetic_cnn.summary import GenerationSummary
 
-TOP_ARCHITECTURES = 4
+__all__ = ["RunData", "generation_table", "write_report", "write_run_report", "write_summary"]
+
 COMPARISON_FOLDER = "report-comparison"
-
-
-@cache
-def parse_genome(text: str) -> Genome:
-    return Genome.from_string(text)
-
-
-def architecture_key(text: str) -> str:
-    return parse_genome(text).architecture_key()
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An individual or architecture ranked by its mean fitness over all its trained evaluations."""
-
-    genome: str
-    key: str
-    fitness: float
-    test_accuracy: float | None
-    evaluations: int
-    strings: int
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One row of the paper's table, with the test accuracy of the generation's best genome."""
-
-    summary: GenerationSummary
-    test_accuracy: float | None
-
-
-@dataclass(frozen=True)
-class RunData:
-    """Everything a report needs from one run folder, read once from its database."""
-
-    folder: Path
-    config: Config
-    status: str
-    created_at: float
-    environment: dict[str, Any]
-    evaluations: tuple[EvaluationResult, ...]
-    finished_at: tuple[float, ...]
-    generations: tuple[GenerationRecord, ...]
-
-    @classmethod
-    def load(cls, run: RunData | RunStore | str | Path) -> RunData:
-        """From a run folder, an open ``RunStore`` or (unchanged) a ``RunData``."""
-        if isinstance(run, RunData):
-            return run
-        if isinstance(run, RunStore):
-            return cls._read(run)
-        with load_run(run) as store:
-            return cls._read(store)
-
-    @classmethod
-    def _read(cls, store: RunStore) -> RunData:
-        evaluations = tuple(store.evaluations())
-        times = tuple(store.evaluation_times())
-        created = store.meta("created_at")
-        created_at = float(created) if created is not None else min(times, default=0.0)
-        return cls(
-            Path(store.folder), store.config, store.status, created_at, store.meta("environment", {}) or {},
-            evaluations, times, tuple(store.generations()),
-        )  # fmt: skip
-
-    # ------------------------------------------------------------------ naming
-    @property
-    def name(self) -> str:
-        return self.folder.resolve().name
-
-    @property
-    def strategy(self) -> str:
-        return self.config.evolution.strategy
-
-    @property
-    def seed(self) -> int:
-        return self.config.run.seed
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.strategy}, seed {self.seed})"
-
-    def identity(self, genome: str) -> str:
-        """What the run counts as the same individual: the string, or its architecture key."""
-        return architecture_key(genome) if self.config.evolution.identity == "architecture" else genome
-
-    # ------------------------------------------------------------------ derived
-    @property
-    def trained(self) -> list[tuple[EvaluationResult, float]]:
-        """Trained evaluations (not reused) with their finishing time, in the order they finished."""
-        pairs = [(e, t) for e, t in zip(self.evaluations, self.finished_at) if e.status != REUSED]
-        return sorted(pairs, key=lambda pair: pair[1])
-
-    def test_accuracy(self, genome: str, generation: int | None = None) -> float | None:
-        """Mean test accuracy of ``genome``'s trained evaluations (up to ``generation``); None if none."""
-        identity = self.identity(genome)
-        values = [
-            e.test_accuracy for e in self.evaluations
-            if e.status == OK and e.test_accuracy is not None and (generation is None or e.generation <= generation)
-            and self.identity(e.genome) == identity
-        ]  # fmt: skip
-        return statistics.fmean(values) if values else None
-
-    def table(self) -> list[TableRow]:
-        """The paper's table, one row per completed generation."""
-        return list(self._table)
-
-    @cached_property
-    def _table(self) -> tuple[TableRow, ...]:
-        by_generation: dict[int, list[EvaluationResult]] = defaultdict(list)
-        for e in self.evaluations:
-            by_generation[e.generation].append(e)
-        rows = []
-        for record in self.generations:
-            summary = GenerationSummary.of(
-                record.generation, record.genomes, record.fitness, by_generation[record.generation]
-            )
-            rows.append(TableRow(summary, self.test_accuracy(summary.best_genome, record.generation)))
-        return tuple(rows)
-
-    def ranking(self, by_architecture: bool = False) -> list[Candidate]:
-        """Individuals (or architectures) by mean fitness over all trained evaluations, best first."""
-        groups: dict[str, list[EvaluationResult]] = defaultdict(list)
-        for e in self.evaluations:
-            if e.status != REUSED:
-                groups[e.key if by_architecture else self.identity(e.genome)].append(e)
-        candidates = []
-        for members in groups.values():
-            counts = Counter(e.genome for e in members)
-            genome = counts.most_common(1)[0][0]  # the string evaluated most often (first seen on ties)
-            tests = [e.test_accuracy for e in members if e.status == OK and e.test_accuracy is not None]
-            candidates.append(Candidate(
-                genome, architecture_key(genome), statistics.fmean(e.fitness_input for e in members),
-                statistics.fmean(tests) if tests else None, len(members), len(counts),
-            ))  # fmt: skip
-        return sorted(candidates, key=lambda c: (-c.fitness, -c.evaluations))
-
-    def best_so_far(self) -> tuple[list[int], list[float], list[float]]:
-        """(trained evaluations so far, seconds since the run was created, best validation accuracy)."""
-        counts, seconds, best = [], [], []
-        top = 0.0
-        for number, (e, finished) in enumerate(self.trained, start=1):
-            top = max(top, e.fitness_input)
-            counts.append(number)
-            seconds.append(max(0.0, finished - self.created_at))
-            best.append(top)
-        return counts, seconds, best
-
-    def diversity(self) -> list[tuple[int, int, int]]:
-        """(generation, distinct strings, distinct architectures) of each population."""
-        return [
-            (r.generation, len(set(r.genomes)), len({architecture_key(g) for g in r.genomes})) for r in self.generations
-        ]
-
-    def bit_frequency(self) -> list[list[float]]:
-        """Share of each generation's population with each bit set: generations x bit positions."""
-        return [
-            [sum(column) / len(record.genomes) for column in zip(*(parse_genome(g).bits for g in record.genomes))]
-            for record in self.generations
-        ]
-
-    def bit_labels(self) -> tuple[list[str], list[int]]:
-        """A label per bit (``v1→v2``) and the bit index at which each stage after the first starts."""
-        labels: list[str] = []
-        starts: list[int] = []
-        for nodes in self.config.preset().nodes:
-            if labels:
-                starts.append(len(labels))
-            labels += [f"v{a}→v{b}" for a, b in edge_list(nodes)]
-        return labels, starts
-
-    def status_counts(self) -> Counter[str]:
-        return Counter(e.status for e in self.evaluations)
-
-
-def generation_table(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
-    """The paper's table: one ``GenerationSummary`` per completed generation, from the database."""
-    return [row.summary for row in RunData.load(run).table()]
-
-
-# ---------------------------------------------------------------------- Markdown
-def pct(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{100 * value:.{digits}f}"
-
-
-def code(genome: str) -> str:
-    """A genome inside a Markdown table cell: `|` must be escaped even in a code span."""
-    return "`" + genome.replace("|", "\\|") + "`"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows] + [""]
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
 
 def _when(stamp: float) -> str:
     return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
@@ -274,8 +67,9 @@ def run_markdown(data: RunData, title: str) -> str:
         f"- best genome: {code(best.genome)}, fitness {pct(best.fitness)}%, test accuracy {pct(best.test_accuracy)}% "
         f"({plural(best.evaluations, 'evaluation')})", "",
         "## Population per generation (the paper's table)", "",
-        "Fitness (%) is the validation accuracy averaged over all evaluations of an individual so far "
-        "(failures count 0), as told to the search. *Test* is the mean test accuracy of the best genome's "
+        "Fitness (%) is the validation accuracy averaged over the successful evaluations of an individual so "
+        "far, as told to the search; an individual none of whose evaluations succeeded has no fitness, is "
+        "never selected, and shows as 0. *Test* is the mean test accuracy of the best genome's "
         "trained evaluations up to that generation (the paper's tables report test accuracy; failed or diverged "
         "evaluations have no test accuracy and are left out of it). "
         "*Trained* and *reused* count the generation's evaluations.", "",
@@ -343,7 +137,7 @@ def run_markdown(data: RunData, title: str) -> str:
     lines += ["![time](time.png)", ""]
     errors = [e for e in data.evaluations if e.status in (FAILED, DIVERGED)]
     if errors:
-        lines += ["Failed and diverged evaluations (fitness 0):", ""]
+        lines += ["Failed and diverged evaluations (no fitness):", ""]
         lines += table(
             ["gen", "slot", "genome", "status", "error"],
             [[e.generation, e.slot, code(e.genome), e.status, " ".join(e.error.split())[:120].replace("|", "\\|") or "–"]
@@ -402,6 +196,13 @@ def write_report(runs: Sequence[str | Path | RunData], out: str | Path | None = 
     if not runs:
         raise UserError("no run folder given; pass one or more run folders")
     datas = [RunData.load(run) for run in runs]
+    seen: dict[Path, Path] = {}
+    for data in datas:
+        if data.folder.resolve() in seen:
+            raise UserError(f"{data.folder} is given twice (as {seen[data.folder.resolve()]}); give each run once")
+        seen[data.folder.resolve()] = data.folder
+    if len(datas) > 1:
+        datas = [replace(data, display_name=name) for data, name in zip(datas, distinct_names([d.folder for d in datas]))]
     if len(datas) == 1:
         return write_run_report(datas[0], out if out is not None else datas[0].folder / "report")
     from genetic_cnn import plots
@@ -410,11 +211,7 @@ def write_report(runs: Sequence[str | Path | RunData], out: str | Path | None = 
         if not data.generations:
             raise UserError(f"{data.folder}: no generation is complete yet, nothing to compare; wait or resume the run")
     out = _folder(out if out is not None else COMPARISON_FOLDER)
-    links, used = [], Counter[str]()
-    for data in datas:
-        used[data.name] += 1
-        name = data.name if used[data.name] == 1 else f"{data.name}-{used[data.name]}"
-        links.append(write_run_report(data, out / name).relative_to(out))
+    links = [write_run_report(data, out / data.name.replace("/", "--")).relative_to(out) for data in datas]
     plots.draw_comparison(datas, out)
     path = out / "report.md"
     path.write_text(comparison_markdown(datas, links) + "\n", encoding="utf-8")
@@ -452,3 +249,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=cmd_report)
     return parser
+
+
+def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
+    """summary.json beside the database: the best genome and the paper-style table.
+
+    The best genome is the individual with the highest mean fitness over all its trained
+    evaluations, as in the report.
+    """
+    best = RunData.load(store).ranking()[0]
+    summary = {
+        "best_genome": best.genome,
+        "best_fitness": best.fitness,
+        "best_test_accuracy": best.test_accuracy,
+        "best_evaluations": best.evaluations,
+        "generations": [asdict(row) for row in summaries],
+    }
+    path = store.folder / "summary.json"
+    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return path

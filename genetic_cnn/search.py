@@ -1,8 +1,8 @@
 """The generational loop of Genetic CNN (paper, Algorithm 1) behind an ask/tell boundary.
 
 The search proposes genomes (``ask``), someone else trains them, and the fitness comes back
-(``tell``), one value per individual in order; failed evaluations come back as values (0.0 or
-NaN), never as exceptions. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
+(``tell``), one value per individual in order; an individual without a fitness (every evaluation
+failed) comes back as NaN, never as an exception. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
 baseline at the same budget N(T+1). No torch here.
 
 Seeds: the search draws from ``default_rng(SeedSequence(seed))``; evaluation (generation, slot)
@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.config import IDENTITIES, STRATEGIES, EvolutionConfig
 from genetic_cnn.genome import Genome
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog, initialize, next_generation
-
-IDENTITIES = ("string", "architecture")
 
 
 def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
@@ -40,7 +39,6 @@ class _GenerationalSearch:
         self.config, self.nodes, self.seed = config, tuple(nodes), seed
         self._rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.generation = 0  # the generation ask() returns; T + 1 once done()
-        self.last_log: GenerationLog | None = None
         self._population = self._initial_population()
 
     def ask(self) -> list[Genome]:
@@ -49,16 +47,22 @@ class _GenerationalSearch:
             raise RuntimeError(f"the search is done: generations 0..{self.config.generations} were evaluated")
         return list(self._population)
 
-    def tell(self, fitness: Sequence[float]) -> None:
-        """Fitness of each individual of ``ask()``, in order (NaN = failed); breeds the next generation."""
+    def tell(self, fitness: Sequence[float]) -> GenerationLog | None:
+        """Fitness of each individual of ``ask()``, in order (NaN = no fitness); breeds the next generation.
+
+        Returns what breeding did (``GenerationLog``), or None when nothing was bred by selection:
+        after the last generation, and always for random search.
+        """
         values = [float(value) for value in fitness]
         if self.done():
             raise RuntimeError("tell() after the last generation; the search is done")
         if len(values) != len(self._population):
             raise ValueError(f"{len(values)} fitness values given for {len(self._population)} individuals")
+        log = None
         if self.generation < self.config.generations:
-            self._population = self._breed(values)
+            self._population, log = self._breed(values)
         self.generation += 1
+        return log
 
     def done(self) -> bool:
         """True once generations 0 ... T have all been told (N(T+1) evaluations)."""
@@ -71,7 +75,7 @@ class _GenerationalSearch:
     def _initial_population(self) -> list[Genome]:
         raise NotImplementedError
 
-    def _breed(self, fitness: list[float]) -> list[Genome]:
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
         raise NotImplementedError
 
 
@@ -91,9 +95,8 @@ class GeneticSearch(_GenerationalSearch):
     def _initial_population(self) -> list[Genome]:
         return initialize(self.nodes, self.config.population, self._rng, mode=self.config.init)
 
-    def _breed(self, fitness: list[float]) -> list[Genome]:
-        population, self.last_log = next_generation(self._population, fitness, self.config, self._rng)
-        return population
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        return next_generation(self._population, fitness, self.config, self._rng)
 
 
 class RandomSearch(_GenerationalSearch):
@@ -106,8 +109,8 @@ class RandomSearch(_GenerationalSearch):
     def _initial_population(self) -> list[Genome]:
         return initialize(self.nodes, self.config.population, self._rng, mode="random")
 
-    def _breed(self, fitness: list[float]) -> list[Genome]:
-        return initialize(self.nodes, self.config.population, self._rng, mode="random")
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        return initialize(self.nodes, self.config.population, self._rng, mode="random"), None
 
 
 def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> GeneticSearch | RandomSearch:
@@ -116,15 +119,16 @@ def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> Gen
         return GeneticSearch(config, nodes, seed)
     if config.strategy == "random":
         return RandomSearch(config, nodes, seed)
-    raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of genetic, random")
+    raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of {', '.join(STRATEGIES)}")
 
 
 class FitnessLedger:
     """The paper's re-evaluation rule: an individual's fitness is the mean over all its evaluations.
 
     ``identity`` says which genomes are the same individual: "string" (the exact bits) or
-    "architecture" (strings that decode to the same network, ``Genome.architecture_key``).
-    The caller records failed or diverged evaluations as 0.0.
+    "architecture" (strings that decode to the same network, ``graph.architecture_key``).
+    Only measurements are recorded: a failed or diverged evaluation measured nothing, so the
+    caller leaves it out, and an individual with no measurement has no fitness (``mean`` is None).
     """
 
     def __init__(self, identity: str = "string") -> None:
@@ -134,11 +138,11 @@ class FitnessLedger:
         self._evaluations: dict[str, list[float]] = {}
 
     def identity_of(self, genome: Genome) -> str:
-        return str(genome) if self.identity == "string" else genome.architecture_key()
+        return str(genome) if self.identity == "string" else architecture_key(genome)
 
     def record(self, genome: Genome, accuracy: float) -> None:
         if not math.isfinite(accuracy):
-            raise ValueError(f"accuracy {accuracy!r} of {genome} is not finite; record a failure as 0.0")
+            raise ValueError(f"accuracy {accuracy!r} of {genome} is not finite; leave failed evaluations out")
         self._evaluations.setdefault(self.identity_of(genome), []).append(float(accuracy))
 
     def evaluations(self, genome: Genome) -> tuple[float, ...]:

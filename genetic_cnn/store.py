@@ -182,6 +182,17 @@ class RunStore:
     def _set_meta(self, name: str, value: Any) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
 
+    def update_config(self, config: Config, change: dict[str, Any]) -> None:
+        """Replace the stored config (``resume --set``) and keep a record of the change."""
+        with self._write():
+            self._set_meta("config", config.to_dict())
+            self._set_meta("config_changes", [*self.meta("config_changes", []), change])
+
+    def record_executor(self, choice: dict[str, Any]) -> None:
+        """What executor each start or resume of the run used (``run.executor = "auto"`` decides per machine)."""
+        with self._write():
+            self._set_meta("executors", [*self.meta("executors", []), choice])
+
     def set_status(self, status: str) -> None:
         with self._write():
             self._set_meta("status", status)

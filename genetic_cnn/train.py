@@ -1,4 +1,4 @@
-"""Train one network from scratch and measure it; knows nothing about genomes.
+"""Train one network and measure it: the package's one training loop (``fit``); knows nothing about genomes.
 
 Data stay as tensors on the device; every epoch shuffles with a ``torch.Generator`` seeded from the
 seed and walks index slices, with no DataLoader, so the same model, data and seed give bit-identical
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +25,10 @@ from torch.optim.lr_scheduler import (
     ReduceLROnPlateau,
     StepLR,
 )
-from tqdm import tqdm
 
 from genetic_cnn.config import TrainConfig
 from genetic_cnn.data import Split
+from genetic_cnn.progress import bar as progress_bar
 
 Scheduler = LRScheduler | ReduceLROnPlateau
 
@@ -49,6 +50,8 @@ class TrainResult:
     diverged: bool
     """A non-finite training loss was seen; training stopped at once."""
     seconds: float
+    rates: tuple[float, ...] = ()
+    """The learning rate each epoch began with."""
 
 
 def total_epochs(config: TrainConfig) -> int:
@@ -105,7 +108,7 @@ def _advance(scheduler: Scheduler | None, validation_loss: float | None) -> None
 
 
 def learning_rates(config: TrainConfig, validation_losses: list[float] | None = None) -> list[float]:
-    """The rate of each epoch as ``train_model`` uses it (plateau: given the epochs' validation losses)."""
+    """The rate of each epoch as ``fit`` will use it (plateau: given the epochs' validation losses)."""
     optimizer = make_optimizer([nn.Parameter(torch.zeros(1))], config)
     scheduler = make_scheduler(optimizer, config)
     rates = []
@@ -114,6 +117,162 @@ def learning_rates(config: TrainConfig, validation_losses: list[float] | None = 
         optimizer.step()  # no gradients, so nothing moves; it keeps the scheduler's call-order check quiet
         _advance(scheduler, validation_losses[epoch] if validation_losses is not None else None)
     return rates
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What one call of ``fit`` did."""
+
+    train_loss: float
+    """Mean training loss of the last epoch run (NaN when it diverged or no epoch completed)."""
+    epochs: int
+    """Epochs begun; early stopping, divergence or ``on_batch`` may stop before the schedule ends."""
+    steps: int
+    """Optimizer steps taken."""
+    diverged: bool
+    """A non-finite training loss was seen; training stopped at once."""
+    rates: tuple[float, ...]
+    """The learning rate each epoch began with, as the optimizer really had it."""
+    validation: tuple[float, float] | None
+    """(accuracy, loss) on the validation split of the final weights, when measured after the last epoch."""
+
+
+BatchHook = Callable[[int, float], bool]
+"""``on_batch(step, loss)``: called with each batch's loss before its update; False stops training."""
+
+
+def fit(
+    model: nn.Module,
+    train: Split,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    validation: Split | None = None,
+    batch_size: int | None = None,
+    channels_last: bool = True,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    step_rates: Sequence[float] | None = None,
+    on_batch: BatchHook | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """The one training loop: train ``model`` in place on ``train`` with ``config``'s optimizer and schedule.
+
+    Every trainer of the package calls it: the search's (``train_model``), final training and the
+    learning-rate range test. Batches are index slices of tensors on the device in an order drawn
+    from a CPU generator seeded with ``seed``, so the same model, data and seed give bit-identical
+    results on CPU.
+
+    - ``validation``: measured after each epoch when the schedule needs it (plateau, early stopping);
+      without it the plateau scheduler watches the training loss and early stopping is off.
+    - ``augment(batch)``: applied to every training batch (e.g. ``data.augment_batch``).
+    - ``step_rates``: the learning rate of every step instead of the epoch schedule; training stops
+      after ``len(step_rates)`` steps (the range test).
+    - ``on_batch``, ``on_epoch(epoch, train_loss)``: callbacks; ``progress`` shows a bar.
+    - ``channels_last`` converts the model (left so) and the images to the channels-last memory format.
+    """
+    torch.manual_seed(seed)  # dropout and any other randomness inside the model
+    device = torch.device(device)
+    batch = batch_size or config.batch_size
+    model.to(device)
+    images, labels = train.images.to(device), train.labels.to(device)
+    val_images = val_labels = None
+    if validation is not None:
+        val_images, val_labels = validation.images.to(device), validation.labels.to(device)
+        if len(val_labels) == 0:
+            raise ValueError("fit needs a non-empty validation split when one is given")
+    if channels_last:
+        images, *rest = use_channels_last(model, images, *([val_images] if val_images is not None else []))
+        val_images = rest[0] if rest else None
+    size = len(labels)
+    if size == 0:
+        raise ValueError("fit needs a non-empty training split")
+
+    optimizer = make_optimizer(model.parameters(), config)
+    scheduler = None if step_rates is not None else make_scheduler(optimizer, config)
+    shuffle = torch.Generator().manual_seed(seed)  # CPU generator: the same order on every device
+    check_every = 1 if device.type == "cpu" else GPU_DIVERGENCE_CHECK_EVERY
+    bounds = batch_bounds(size, batch)
+    if step_rates is not None:
+        epoch_count = math.ceil(len(step_rates) / len(bounds))
+        each_epoch = False
+    else:
+        epoch_count = total_epochs(config)
+        each_epoch = val_images is not None and needs_validation_each_epoch(config)
+
+    best_loss, stale = math.inf, 0
+    measured: tuple[float, float] | None = None  # (accuracy, loss) of the current weights
+    train_loss, epochs_run, steps, diverged, stopped = math.nan, 0, 0, False, False
+    rates: list[float] = []
+    bar = progress_bar(total=len(step_rates) if step_rates is not None else epoch_count, desc="train",
+                       unit="batch" if step_rates is not None else "epoch", leave=False, disable=not progress)  # fmt: skip
+    for epoch in range(epoch_count):
+        model.train()
+        order = torch.randperm(size, generator=shuffle).to(device)
+        total = torch.zeros((), device=device)
+        seen = 0
+        if step_rates is not None:
+            _set_rate(optimizer, step_rates[steps])
+        rates.append(float(optimizer.param_groups[0]["lr"]))
+        for step, (start, stop) in enumerate(bounds):
+            if step_rates is not None:
+                if steps == len(step_rates):
+                    break
+                _set_rate(optimizer, step_rates[steps])
+            index = order[start:stop]
+            batch_images = images[index]
+            if augment is not None:
+                batch_images = augment(batch_images)
+            loss = F.cross_entropy(model(batch_images), labels[index])
+            if on_batch is not None and not on_batch(steps, float(loss.detach())):
+                stopped = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            total += loss.detach() * len(index)
+            seen += len(index)
+            if step_rates is not None:
+                bar.update(1)
+            if step % check_every == 0 and not torch.isfinite(loss):
+                diverged = True
+                break
+        epochs_run += 1
+        train_loss = float(total) / seen if seen else math.nan  # on divergence only a part was summed: NaN/inf
+        diverged = diverged or (seen > 0 and not math.isfinite(train_loss))
+        measured = None
+        if diverged or stopped:
+            break
+        if on_epoch is not None:
+            on_epoch(epoch, train_loss)
+        if step_rates is not None:
+            continue
+        validation_loss = None
+        if each_epoch:
+            assert val_images is not None and val_labels is not None
+            measured = _evaluate(model, val_images, val_labels, config.eval_batch_size)
+            validation_loss = measured[1]
+        bar.update(1)
+        bar.set_postfix(loss=f"{train_loss:.4f}", **({"val": f"{validation_loss:.4f}"} if each_epoch else {}))
+        # Without a held-out split the plateau scheduler watches the training loss.
+        plateau_loss = validation_loss if val_images is not None else train_loss
+        _advance(scheduler, plateau_loss)
+        if config.early_stopping and validation_loss is not None:
+            if validation_loss < best_loss:
+                best_loss, stale = validation_loss, 0
+            else:
+                stale += 1
+                if stale >= config.early_stopping:
+                    break
+    bar.close()
+    return FitResult(train_loss, epochs_run, steps, diverged, tuple(rates), measured)
+
+
+def _set_rate(optimizer: Optimizer, rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = rate
 
 
 def train_model(
@@ -128,77 +287,26 @@ def train_model(
     batch_size: int | None = None,
     channels_last: bool = True,
 ) -> TrainResult:
-    """Train ``model`` in place with ``config``'s optimizer and schedule; measure it on ``validation``.
+    """The search's training: ``fit`` on ``train``, then the final weights measured on ``validation``.
 
     ``batch_size`` overrides ``config.batch_size`` (a caller retries at half the batch after running
-    out of GPU memory).
-
-    ``channels_last`` (the default) converts the model and the images to the channels-last memory
-    format and leaves the model in it: oneDNN's and cuDNN's convolutions are faster that way
-    (benchmarks/levers.py). A run stays bit-identical for a seed; against ``channels_last=False``
-    the numbers differ within float rounding (tests/test_speed_equivalence.py).
+    out of GPU memory). ``channels_last`` (the default) as in ``fit``: oneDNN's and cuDNN's
+    convolutions are faster that way (benchmarks/levers.py); a run stays bit-identical for a seed.
     """
     started = time.perf_counter()
-    torch.manual_seed(seed)  # dropout and any other randomness inside the model
-    device = torch.device(device)
-    batch = batch_size or config.batch_size
-    model.to(device)
-    images, labels = train.images.to(device), train.labels.to(device)
-    val_images, val_labels = validation.images.to(device), validation.labels.to(device)
-    if channels_last:
-        images, val_images = use_channels_last(model, images, val_images)
-    size = len(labels)
-    if size == 0 or len(val_labels) == 0:
+    if len(train) == 0 or len(validation) == 0:
         raise ValueError("train_model needs non-empty training and validation splits")
-
-    optimizer = make_optimizer(model.parameters(), config)
-    scheduler = make_scheduler(optimizer, config)
-    shuffle = torch.Generator().manual_seed(seed)  # CPU generator: the same order on every device
-    check_every = 1 if device.type == "cpu" else GPU_DIVERGENCE_CHECK_EVERY
-    each_epoch = needs_validation_each_epoch(config)
-    bounds = batch_bounds(size, batch)
-
-    best_loss, stale = math.inf, 0
-    measured: tuple[float, float] | None = None  # (accuracy, loss) of the current weights
-    train_loss, epochs_run, diverged = math.nan, 0, False
-    bar = tqdm(range(total_epochs(config)), desc="train", leave=False, disable=not progress)
-    for _ in bar:
-        model.train()
-        order = torch.randperm(size, generator=shuffle).to(device)
-        total = torch.zeros((), device=device)
-        for step, (start, stop) in enumerate(bounds):
-            index = order[start:stop]
-            loss = F.cross_entropy(model(images[index]), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(index)
-            if step % check_every == 0 and not torch.isfinite(loss):
-                diverged = True
-                break
-        epochs_run += 1
-        train_loss = float(total) / size  # on divergence only a part was summed; it is NaN/inf anyway
-        diverged = diverged or not math.isfinite(train_loss)
-        measured = None
-        if diverged:
-            break
-        validation_loss = None
-        if each_epoch:
-            measured = _evaluate(model, val_images, val_labels, config.eval_batch_size)
-            validation_loss = measured[1]
-        bar.set_postfix(loss=f"{train_loss:.4f}", **({"val": f"{validation_loss:.4f}"} if each_epoch else {}))
-        _advance(scheduler, validation_loss)
-        if config.early_stopping and validation_loss is not None:
-            if validation_loss < best_loss:
-                best_loss, stale = validation_loss, 0
-            else:
-                stale += 1
-                if stale >= config.early_stopping:
-                    break
-    bar.close()
-
-    accuracy, validation_loss = measured or _evaluate(model, val_images, val_labels, config.eval_batch_size)
-    return TrainResult(accuracy, validation_loss, train_loss, epochs_run, diverged, time.perf_counter() - started)
+    fitted = fit(
+        model, train, config, seed=seed, device=device, validation=validation, batch_size=batch_size,
+        channels_last=channels_last, progress=progress,
+    )  # fmt: skip
+    accuracy, validation_loss = fitted.validation or evaluate_model(
+        model, validation, config.eval_batch_size, device, channels_last=channels_last
+    )
+    return TrainResult(
+        accuracy, validation_loss, fitted.train_loss, fitted.epochs, fitted.diverged,
+        time.perf_counter() - started, fitted.rates,
+    )  # fmt: skip
 
 
 def batch_bounds(size: int, batch: int) -> list[tuple[int, int]]:

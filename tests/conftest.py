@@ -24,6 +24,7 @@ TINY = [
     "train.batch_size=64",
     "run.device=cpu",
     "run.threads=1",
+    "run.executor=serial",  # tiny networks: spawning workers would cost more than it saves
 ]
 
 
@@ -65,3 +66,35 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class Trainings:
+    """Counts the trainings made in this process (calls of ``Evaluator.evaluate``, which the serial
+    executor makes once per evaluation it trains). With ``stop_at``, the call that would start
+    training number ``stop_at`` (0-based) raises KeyboardInterrupt instead, as a Ctrl-C would in
+    the middle of a generation. Made by ``count_trainings``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at = stop_at
+        self.tasks: list = []
+
+    @property
+    def count(self) -> int:
+        return len(self.tasks)
+
+
+def count_trainings(monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> Trainings:
+    """Wrap ``Evaluator.evaluate`` (for the rest of the test) to count, and optionally interrupt, trainings."""
+    from genetic_cnn.evaluate import Evaluator
+
+    trainings = Trainings(stop_at)
+    real = Evaluator.evaluate
+
+    def evaluate(self, task):  # type: ignore[no-untyped-def]
+        if trainings.stop_at is not None and trainings.count == trainings.stop_at:
+            raise KeyboardInterrupt
+        trainings.tasks.append(task)
+        return real(self, task)
+
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+    return trainings

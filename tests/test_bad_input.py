@@ -1,18 +1,23 @@
 """Every user-facing entry point answers bad input with one line, exit status 2, nothing lost.
 
-One row per bad input; grow the table whenever a new one is found.
+One row per bad input; grow the table whenever a new one is found, and give every new command rows.
 """
 
 from __future__ import annotations
 
+import argparse
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY, run_cli, set_args
 
+from genetic_cnn.cli import build_parser
+
 Setup = Callable[[Path], list[str]]
+"""Prepares what a row needs in the test's folder; returns the arguments after the command."""
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -25,11 +30,11 @@ def write(path: Path, text: str | bytes) -> Path:
 
 
 def config_file(text: str) -> Setup:
-    return lambda tmp: ["evolve", "--config", str(write(tmp / "bad.toml", text)), "--out", str(tmp / "run")]
+    return lambda tmp: ["--config", str(write(tmp / "bad.toml", text)), "--out", str(tmp / "run")]
 
 
 def evolve_with(*overrides: str) -> Setup:
-    return lambda tmp: ["evolve", "--out", str(tmp / "run"), *set_args(TINY + list(overrides))]
+    return lambda tmp: ["--out", str(tmp / "run"), *set_args(TINY + list(overrides))]
 
 
 def a_finished_run(tmp: Path) -> Path:
@@ -53,85 +58,138 @@ def corrupted_database(tmp: Path) -> list[str]:
     for name in ("run.db-wal", "run.db-shm"):
         (folder / name).unlink(missing_ok=True)
     write(folder / "run.db", b"this is not a database" * 100)
-    return ["resume", str(folder)]
+    return [str(folder)]
 
 
 def truncated_database(tmp: Path) -> list[str]:
     folder = a_finished_run(tmp)
     data = (folder / "run.db").read_bytes()
     (folder / "run.db").write_bytes(data[: len(data) // 3])
-    return ["export", str(folder)]
+    return [str(folder)]
 
 
 def existing_run(tmp: Path) -> list[str]:
     folder = a_finished_run(tmp)
-    return ["evolve", "--out", str(folder), *set_args(TINY)]
+    return ["--out", str(folder), *set_args(TINY)]
 
 
-ROWS: list[tuple[str, Setup, str]] = [
+# Without a GPU, asking for one is the user's mistake; with one, only a GPU that is not there is.
+if torch.cuda.is_available():
+    MISSING_GPU = ("GPU index that is not there", "evolve", evolve_with("run.device='cuda:99'"), "GPU(s) are visible")
+else:
+    MISSING_GPU = ("GPU asked on a machine without", "evolve", evolve_with("run.device=cuda"), "no CUDA GPU")
+
+def users_folder(tmp: Path) -> list[str]:
+    write(tmp / "mine" / "config.toml", "# the user's own file\n")
+    return ["--out", str(tmp / "mine"), *set_args(TINY)]
+
+
+def resume_with(*overrides: str) -> Setup:
+    return lambda tmp: [str(a_finished_run(tmp)), *set_args(list(overrides))]
+
+
+def edited_config(tmp: Path) -> list[str]:
+    folder = a_finished_run(tmp)
+    path = folder / "config.toml"
+    path.write_text(path.read_text().replace("population = 4", "population = 5"))
+    return [str(folder)]
+
+
+def export_onto_existing(tmp: Path) -> list[str]:
+    return [str(a_finished_run(tmp)), "--out", str(write(tmp / "mine.csv", "my own numbers\n"))]
+
+
+ROWS: list[tuple[str, str, Setup, str]] = [
+    # (what, command, its arguments, a part of the one line expected)
     # genomes
-    ("genome with a bad character", lambda tmp: ["show", "1-01|0-01-100-011x"], "is not 0 or 1"),
-    ("genome group of wrong length", lambda tmp: ["show", "1-0|0-01-100-0111"], "group 2"),
-    ("genome with an empty stage", lambda tmp: ["show", "1-01||0-01"], "stage 2 is empty"),
-    ("genome for the wrong preset", lambda tmp: ["show", "1-01|0-01-100"], "nodes=(3, 5) was expected"),
-    ("empty genome", lambda tmp: ["show", ""], "empty genome string"),
-    ("unknown preset", lambda tmp: ["show", "1-01", "--preset", "imagenet"], "unknown preset"),
+    ("genome with a bad character", "show", lambda tmp: ["1-01|0-01-100-011x"], "is not 0 or 1"),
+    ("genome group of wrong length", "show", lambda tmp: ["1-0|0-01-100-0111"], "group 2"),
+    ("genome with an empty stage", "show", lambda tmp: ["1-01||0-01"], "stage 2 is empty"),
+    ("genome for the wrong preset", "show", lambda tmp: ["1-01|0-01-100"], "nodes=(3, 5) was expected"),
+    ("empty genome", "show", lambda tmp: [""], "empty genome string"),
+    ("unknown preset", "show", lambda tmp: ["1-01", "--preset", "imagenet"], "unknown preset"),
+    ("train a genome with a bad character", "train", lambda tmp: ["1-01|0-01-100-011x", "--out", str(tmp / "run")], "is not 0 or 1"),
+    ("lr-find a genome with a bad character", "lr-find", lambda tmp: ["1-01|0-01-100-011x", "--out", str(tmp / "lr.png")], "is not 0 or 1"),
+    ("lr-find with too few steps", "lr-find", lambda tmp: ["1-01|0-01-100-0111", "--steps", "0", "--out", str(tmp / "lr.png")], "too few"),
     # config files
-    ("config file missing", lambda tmp: ["evolve", "--config", str(tmp / "nope.toml")], "does not exist"),
-    ("config not TOML", config_file("[evolution\npopulation = 3"), "is not valid TOML"),
-    ("unknown section", config_file("[evolve]\npopulation = 3\n"), "unknown config section [evolve]"),
-    ("unknown key", config_file("[evolution]\npopulaton = 3\n"), "unknown key evolution.populaton"),
-    ("wrong type", config_file('[evolution]\npopulation = "ten"\n'), "evolution.population must be an integer"),
-    ("probability above 1", config_file("[evolution]\np_mutation = 1.5\n"), "must lie in [0, 1]"),
-    ("negative probability", config_file("[evolution]\nq_crossover = -0.1\n"), "must lie in [0, 1]"),
-    ("population below 2", config_file("[evolution]\npopulation = 1\n"), "must be at least 2"),
-    ("schedule with no epochs", config_file("[train]\nschedule = [[0, 0.001]]\n"), "has no epochs"),
-    ("empty schedule", config_file("[train]\nschedule = []\n"), "train.schedule is empty"),
-    ("schedule entry malformed", config_file("[train]\nschedule = [[10]]\n"), "list of 2 items"),
-    ("negative learning rate", config_file("[train]\nschedule = [[1, -0.1]]\n"), "must be positive"),
-    ("unknown dataset", config_file('[data]\ndataset = "imagenet"\n'), "data.dataset = 'imagenet' is not one of"),
-    ("unknown optimizer", config_file('[train]\noptimizer = "lbfgs"\n'), "train.optimizer"),
-    ("stage of one node", config_file("[space]\nnodes = [1, 5]\n"), "at least 2 nodes"),
-    ("network too small for input", config_file('[space]\npreset = "mnist"\nnodes = [3, 3, 3, 3]\nchannels = [4, 4, 4, 4]\n'), "shrinks"),
+    ("config file missing", "evolve", lambda tmp: ["--config", str(tmp / "nope.toml")], "does not exist"),
+    ("config not TOML", "evolve", config_file("[evolution\npopulation = 3"), "is not valid TOML"),
+    ("unknown section", "evolve", config_file("[evolve]\npopulation = 3\n"), "unknown config section [evolve]"),
+    ("unknown key", "evolve", config_file("[evolution]\npopulaton = 3\n"), "unknown key evolution.populaton"),
+    ("wrong type", "evolve", config_file('[evolution]\npopulation = "ten"\n'), "evolution.population must be an integer"),
+    ("probability above 1", "evolve", config_file("[evolution]\np_mutation = 1.5\n"), "must lie in [0, 1]"),
+    ("negative probability", "evolve", config_file("[evolution]\nq_crossover = -0.1\n"), "must lie in [0, 1]"),
+    ("population below 2", "evolve", config_file("[evolution]\npopulation = 1\n"), "must be at least 2"),
+    ("schedule with no epochs", "evolve", config_file("[train]\nschedule = [[0, 0.001]]\n"), "has no epochs"),
+    ("empty schedule", "evolve", config_file("[train]\nschedule = []\n"), "train.schedule is empty"),
+    ("schedule entry malformed", "evolve", config_file("[train]\nschedule = [[10]]\n"), "list of 2 items"),
+    ("negative learning rate", "evolve", config_file("[train]\nschedule = [[1, -0.1]]\n"), "must be positive"),
+    ("unknown dataset", "evolve", config_file('[data]\ndataset = "imagenet"\n'), "data.dataset = 'imagenet' is not one of"),
+    ("unknown optimizer", "evolve", config_file('[train]\noptimizer = "lbfgs"\n'), "train.optimizer"),
+    ("stage of one node", "evolve", config_file("[space]\nnodes = [1, 5]\n"), "at least 2 nodes"),
+    ("network too small for input", "evolve", config_file('[space]\npreset = "mnist"\nnodes = [3, 3, 3, 3]\nchannels = [4, 4, 4, 4]\n'), "shrinks"),
     # --set overrides
-    ("override without =", lambda tmp: ["evolve", "--set", "evolution.population"], "section.key=value"),
-    ("override of unknown key", lambda tmp: ["evolve", "--set", "evolution.size=3"], "unknown key evolution.size"),
-    ("override of wrong type", lambda tmp: ["evolve", "--set", "run.seed=abc"], "run.seed must be an integer"),
-    ("unknown device", lambda tmp: ["evolve", "--set", "run.device=tpu"], "run.device"),
-    ("GPU asked on a machine without", evolve_with("run.device=cuda"), "no CUDA GPU"),
+    ("override without =", "evolve", lambda tmp: ["--set", "evolution.population"], "section.key=value"),
+    ("override of unknown key", "evolve", lambda tmp: ["--set", "evolution.size=3"], "unknown key evolution.size"),
+    ("override of wrong type", "evolve", lambda tmp: ["--set", "run.seed=abc"], "run.seed must be an integer"),
+    ("unknown device", "evolve", lambda tmp: ["--set", "run.device=tpu"], "run.device"),
+    MISSING_GPU,
     # datasets
-    ("MNIST files missing", evolve_with("data.dataset=mnist", "data.root='nowhere'", "space.preset=mnist"), "MNIST"),
-    ("MNIST file truncated", mnist_root_with_truncated_file, "MNIST"),
-    ("CIFAR-10 files missing", evolve_with("data.dataset=cifar10", "data.root='nowhere'", "space.preset=cifar10", "space.channels=[4, 4, 8]"), "cifar-10-batches-py"),
+    ("MNIST files missing", "evolve", evolve_with("data.dataset=mnist", "data.root='nowhere'", "space.preset=mnist"), "MNIST"),
+    ("MNIST file truncated", "evolve", mnist_root_with_truncated_file, "MNIST"),
+    ("CIFAR-10 files missing", "evolve", evolve_with("data.dataset=cifar10", "data.root='nowhere'", "space.preset=cifar10", "space.channels=[4, 4, 8]"), "cifar-10-batches-py"),
     # run folders and databases
-    ("resume a folder that does not exist", lambda tmp: ["resume", str(tmp / "nothing")], "is not a folder"),
-    ("resume a folder that is not a run", lambda tmp: ["resume", str(tmp)], "is not a run folder"),
-    ("export a folder that is not a run", lambda tmp: ["export", str(tmp)], "is not a run folder"),
-    ("resume a corrupted database", corrupted_database, "run.db"),
-    ("export a truncated database", truncated_database, "run.db"),
-    ("evolve onto an existing run", existing_run, "already holds a run"),
-    ("run folder under a file", lambda tmp: ["evolve", "--out", str(write(tmp / "file", "x") / "run")], "cannot create run folder"),
-]
+    ("resume a folder that does not exist", "resume", lambda tmp: [str(tmp / "nothing")], "is not a folder"),
+    ("resume a folder that is not a run", "resume", lambda tmp: [str(tmp)], "is not a run folder"),
+    ("export a folder that is not a run", "export", lambda tmp: [str(tmp)], "is not a run folder"),
+    ("report a folder that is not a run", "report", lambda tmp: [str(tmp)], "is not a run folder"),
+    ("resume a corrupted database", "resume", corrupted_database, "run.db"),
+    ("export a truncated database", "export", truncated_database, "run.db"),
+    ("evolve onto an existing run", "evolve", existing_run, "already holds a run"),
+    ("run folder under a file", "evolve", lambda tmp: ["--out", str(write(tmp / "file", "x") / "run")], "cannot create run folder"),
+    # issue 13: checked before anything is written, files never overwritten, resume settings
+    ("preset too large for the data", "evolve", evolve_with("space.preset=mnist"), "space.preset = 'mnist' is made for 1x28x28"),
+    ("evolve into a folder of the user's files", "evolve", users_folder, "is not empty and holds no run"),
+    ("resume changing what the run computes", "resume", resume_with("evolution.population=6"), "cannot change half-way"),
+    ("resume after config.toml was edited", "resume", edited_config, "differs from the settings the run was started with"),
+    ("validation written as 2.0", "evolve", lambda tmp: ["--set", "data.validation=2.0"], "neither a count nor a fraction"),
+    ("genome cut at | by the shell", "show", lambda tmp: ["1-01"], "the shell cut it at '|'"),
+    ("lr-find with too few steps", "lr-find", lambda tmp: ["1-01|0-01-100-0111", "--steps", "5"], "too few"),
+    ("export onto an existing file", "export", export_onto_existing, "pass --force"),
+    ("show onto an existing drawing", "show", lambda tmp: ["1-01|0-01-100-0111", "--out", str(write(tmp / "g.png", "mine"))], "pass --force"),
+    ("the same run twice in a report", "report", lambda tmp: [str(a_finished_run(tmp))] * 2, "given twice"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "setup", "expected"), ROWS, ids=[row[0] for row in ROWS])
-def test_bad_input(name: str, setup: Setup, expected: str, tmp_path: Path) -> None:
+SQLITE_READER_FILES = ("run.db-wal", "run.db-shm")
+
+
+def everything_under(folder: Path) -> dict[Path, bytes | None]:
+    """Every file (with its bytes) and folder (None) under ``folder``."""
+    return {path: path.read_bytes() if path.is_file() else None for path in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(("name", "command", "setup", "expected"), ROWS, ids=[row[0] for row in ROWS])
+def test_bad_input(name: str, command: str, setup: Setup, expected: str, tmp_path: Path) -> None:
     args = setup(tmp_path)
-    snapshot = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    result = run_cli(*args, cwd=tmp_path)
+    before = everything_under(tmp_path)
+    result = run_cli(command, *args, cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("genetic-cnn: error: ")
     assert expected in lines[0], lines[0]
-    for path, content in snapshot.items():  # nothing that was there is lost or overwritten
-        assert path.read_bytes() == content, path
-    assert not (tmp_path / "run").exists() or name == "run folder under a file"
-    assert not (tmp_path / "runs").exists()
+    # Nothing lost: every file and folder that was there is there, unchanged. Nothing written: no
+    # run folder begun, no default runs/ or plot, but SQLite's own -wal and -shm files, which any
+    # reader of a database in WAL mode leaves beside it (a clean export does too).
+    after = everything_under(tmp_path)
+    assert {path: after.get(path, "gone") for path in before} == before
+    written = {path for path in after.keys() - before.keys() if not (path.name in SQLITE_READER_FILES and path.parent / "run.db" in before)}
+    assert written == set()
 
 
-def test_table_size() -> None:
-    assert len(ROWS) >= 30
-
-
+def test_every_command_has_rows() -> None:
+    """A command added to the CLI needs its own bad-input rows here (the table covers every one)."""
+    [commands] = [action.choices for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    assert set(commands) - {command for _, command, _, _ in ROWS} == set()

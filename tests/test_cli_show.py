@@ -13,7 +13,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_show_prints_and_draws(tmp_path: Path) -> None:
     out = tmp_path / "genome.png"
-    result = run_cli("show", "1-01|0-01-100-0111", "--out", str(out))
+    result = run_cli("show", "1-01|0-01-100-0111", "--preset", "mnist", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "architecture key  1-01|0-10-010-0111" in result.stdout
     assert "convolutions      12" in result.stdout

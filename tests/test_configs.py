@@ -1,14 +1,18 @@
-"""The shipped experiment configs: the paper's settings exactly, and the demo the CLI runs."""
+"""The shipped experiment configs: the paper's settings exactly, and the demo `make demo` runs."""
 
 from pathlib import Path
 
-from genetic_cnn.config import DEMO, load_config
+from genetic_cnn.config import load_config
 
 CONFIGS = Path(__file__).parent.parent / "experiments" / "configs"
 
 
-def test_demo_file_is_what_evolve_runs_without_a_config() -> None:
-    assert load_config(CONFIGS / "demo.toml") == load_config(None, defaults=DEMO)
+def test_the_demo_is_the_config_file_make_demo_runs_and_says_so() -> None:
+    makefile = (CONFIGS.parent.parent / "Makefile").read_text()
+    assert "genetic-cnn evolve --config experiments/configs/demo.toml" in makefile
+    assert "demo" in (CONFIGS / "demo.toml").read_text().splitlines()[0].lower()
+    demo = load_config(CONFIGS / "demo.toml")
+    assert (demo.data.dataset, demo.space.preset, demo.evolution.population, demo.evolution.generations) == ("digits", "digits", 10, 5)
 
 
 def test_mnist_paper_settings() -> None:
@@ -30,6 +34,12 @@ def test_cifar10_paper_settings() -> None:
     assert (config.data.dataset, config.data.validation) == ("cifar10", 10000)
 
 
+# The files the README, the Makefile and experiments/ point users to.
+SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml"}
+
+
 def test_every_shipped_config_loads() -> None:
-    for path in CONFIGS.glob("*.toml"):
-        load_config(path)
+    paths = sorted(CONFIGS.glob("*.toml"))
+    assert SHIPPED <= {path.name for path in paths}, f"missing from {CONFIGS}: {SHIPPED - {p.name for p in paths}}"
+    for path in paths:
+        load_config(path)  # a bad file raises a UserError naming the key

@@ -242,3 +242,52 @@ def test_synthetic_is_small_deterministic_and_balanced() -> None:
     other = load_datasets(DataConfig(dataset="synthetic"), seed=1)
     assert torch.equal(data.train.images, again.train.images) and torch.equal(data.test.labels, again.test.labels)
     assert not torch.equal(data.train.images, other.train.images)
+
+
+# ---------------------------------------------------------------------- the splits do not overlap
+def rows(split) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """Each image's bytes; the splits are normalized alike, so identical images give identical bytes."""
+    return [image.numpy().tobytes() for image in split.images]
+
+
+@pytest.mark.parametrize("dataset", ["digits", "synthetic"])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_training_validation_and_test_images_are_disjoint(dataset: str, seed: int) -> None:
+    data = load_datasets(DataConfig(dataset=dataset), seed=seed)
+    train, validation, test = rows(data.train), rows(data.validation), rows(data.test)
+    assert len(set(train)) == len(train) and len(set(validation)) == len(validation)  # no image twice
+    assert not set(train) & set(validation)
+    assert not set(test) & (set(train) | set(validation))
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_digits_splits_partition_the_bundled_images(seed: int) -> None:
+    """Every one of scikit-learn's 1,797 digits (all distinct) lands in exactly one split, with its label."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    original = {image.astype(np.int64).tobytes(): int(label) for image, label in zip(digits.images, digits.target)}
+    assert len(original) == len(digits.target)
+    data = load_datasets(DataConfig(dataset="digits"), seed=seed)
+    mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
+    seen: list[bytes] = []
+    for split in (data.train, data.validation, data.test):
+        pixels = torch.round((split.images * std + mean) * 16).to(torch.int64)[:, 0]  # back to 0..16
+        for image, label in zip(pixels.numpy(), split.labels.tolist()):
+            key = image.tobytes()
+            assert original.get(key) == label
+            seen.append(key)
+    assert len(seen) == len(set(seen)) == len(original)
+
+
+def test_the_validation_split_does_not_follow_the_test_subset(tmp_path: Path) -> None:
+    """Changing which test images are used leaves the training and validation images alone."""
+    write_mnist(tmp_path, "MNIST")
+    base = DataConfig(dataset="mnist", root=str(tmp_path), validation=20)
+    first = load_datasets(base, seed=3)
+    for test_subset in (5, 11):
+        other = load_datasets(DataConfig(dataset="mnist", root=str(tmp_path), validation=20, test_subset=test_subset), seed=3)
+        assert len(other.test) == test_subset
+        assert torch.equal(first.train.images, other.train.images) and torch.equal(first.train.labels, other.train.labels)
+        assert torch.equal(first.validation.labels, other.validation.labels)
+        assert torch.equal(first.validation.images, other.validation.images)

@@ -74,3 +74,67 @@ def test_reuse_mode_trains_each_individual_once(tmp_path: Path) -> None:
         if e.status != REUSED:
             first[e.key] = e.accuracy
     assert all(e.accuracy == first[e.key] for e in evaluations if e.status == REUSED)
+
+
+class PlantedExecutor:
+    """Generation 0 scores (failed, .99, .995, .99); later generations score every genome .9."""
+
+    SCORES = (None, 0.99, 0.995, 0.99)
+
+    def run(self, tasks):
+        from genetic_cnn.graph import architecture_key
+        from genetic_cnn.records import FAILED, EvaluationResult
+
+        for task in tasks:
+            where = (task.generation, task.slot, task.genome, architecture_key(task.genome), task.seed)
+            score = self.SCORES[task.slot] if task.generation == 0 else 0.9
+            if score is None:
+                yield EvaluationResult(*where, FAILED, error="RuntimeError: planted")
+            else:
+                yield EvaluationResult(*where, OK, accuracy=score, test_accuracy=score)
+
+    def close(self) -> None:
+        pass
+
+
+def planted_parents(folder: Path, seed: int) -> list[int]:
+    from genetic_cnn.evolution import Evolution
+    from genetic_cnn.store import RunStore
+
+    settings = ["data.dataset=synthetic", "space.preset=digits", "evolution.population=4", "evolution.generations=1"]
+    store = RunStore.create(folder, load_config(None, [*settings, f"run.seed={seed}"]), {"genetic_cnn": "test"})
+    try:
+        Evolution(store, PlantedExecutor(), progress=False, echo=lambda line: None).run()
+        record = store.generations()[0]
+    finally:
+        store.close()
+    assert record.fitness == (0.0, 0.99, 0.995, 0.99)  # no fitness shows as 0 in the table
+    return record.log["parents"]
+
+
+def test_a_failure_is_the_worst_without_setting_r_min(tmp_path: Path) -> None:
+    """Fitness (failed, .99, .995, .99): r_min is .99 among the individuals that have a fitness, so the
+    paper's r - r_min gives every draw to the .995 one. Counted as 0, the failure would set r_min = 0
+    and the three others would be drawn about equally (measured here with the same roulette)."""
+    import numpy as np
+
+    from genetic_cnn.operators import roulette_select
+
+    parents = [p for seed in range(10) for p in planted_parents(tmp_path / f"run{seed}", seed)]
+    assert parents == [2] * 40
+    as_zero = np.bincount(roulette_select([0.0, 0.99, 0.995, 0.99], 3000, np.random.default_rng(0)), minlength=4)
+    assert as_zero[0] == 0 and all(abs(count / 3000 - 1 / 3) < 0.03 for count in as_zero[1:])
+
+
+def test_an_individual_that_failed_once_keeps_the_mean_of_its_measurements(tmp_path: Path) -> None:
+    from genetic_cnn.genome import Genome
+    from genetic_cnn.search import FitnessLedger
+
+    ledger = FitnessLedger("string")
+    genome = Genome.from_string("1-01|0-01-100-0111")
+    ledger.record(genome, 0.98)  # a later failed evaluation is not recorded: it measured nothing
+    assert ledger.mean(genome) == 0.98
+    from genetic_cnn.evolution import fitness_to_tell
+
+    told = fitness_to_tell([genome, Genome.zeros(genome.nodes)], ledger)
+    assert told[0] == 0.98 and told[1] != told[1]  # NaN: never evaluated successfully

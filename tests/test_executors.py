@@ -21,6 +21,7 @@ from genetic_cnn.executors import SerialExecutor, make_executor
 from genetic_cnn.executors.processes import ProcessExecutor, plan_workers
 from genetic_cnn.executors.ray_actors import RAY_MISSING
 from genetic_cnn.genome import Genome
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.records import FAILED, OK, EvaluationTask
 
 # One thread everywhere: bit-identical results across executors, and no fight over the 2 cores.
@@ -34,11 +35,14 @@ def run_with(folder: Path, executor: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def serial_history(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
-    threads = torch.get_num_threads()
+    session = torch.get_num_threads()  # 1: conftest pins it, as run.threads does, so set another
+    torch.set_num_threads(2)
     try:
-        return run_with(tmp_path_factory.mktemp("serial") / "run", "serial")
+        serial = run_with(tmp_path_factory.mktemp("serial") / "run", "serial")
+        assert torch.get_num_threads() == 2, "the serial executor did not restore the thread count"
     finally:
-        assert torch.get_num_threads() == threads  # the serial executor restores the thread count
+        torch.set_num_threads(session)
+    return serial
 
 
 def test_processes_give_the_serial_history(serial_history: list[tuple], tmp_path: Path) -> None:
@@ -97,7 +101,7 @@ def test_a_killed_worker_loses_only_its_evaluation() -> None:
     assert sorted(result.slot for result in results) == [0, 1]
     retried, failed = sorted(results, key=lambda result: result.slot)
     assert failed.status == FAILED and "worker process died" in failed.error and "SIGKILL" in failed.error
-    assert failed.key == Genome.from_string(tasks[1].genome, nodes=nodes).architecture_key()
+    assert failed.key == architecture_key(Genome.from_string(tasks[1].genome, nodes=nodes))
     assert retried.status == later[0].status == OK
     serial = SerialExecutor(config)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import resource
 import signal
 import subprocess
@@ -9,8 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from conftest import TINY, cli_command, set_args
 
+import genetic_cnn.evaluate
 from genetic_cnn.config import load_config
 from genetic_cnn.evaluate import Evaluator
 from genetic_cnn.evolution import start_run
@@ -75,7 +79,11 @@ def test_a_full_disk_stops_the_run_with_a_clear_message_and_the_database_intact(
     with load_run(folder) as run:
         assert run._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = run.evaluations()
-        assert run.config == load_config(None, TINY + ["evolution.generations=30"])
+        recorded, expected = run.config, load_config(None, TINY + ["evolution.generations=30"])
+    # The run records its paths settled (data.root resolved, run.out its folder); all else as given.
+    assert Path(recorded.data.root).resolve() == Path(expected.data.root).resolve()
+    assert recorded.run.out in ("", str(folder))
+    assert replace(recorded, data=replace(recorded.data, root=expected.data.root), run=replace(recorded.run, out="")) == expected
     assert 0 < len(stored) < 4 * 31
     # With space again, resume carries on from what was stored.
     resumed = subprocess.run(cli_command("resume", str(folder), "--quiet"), capture_output=True, text=True, timeout=600)
@@ -83,3 +91,66 @@ def test_a_full_disk_stops_the_run_with_a_clear_message_and_the_database_intact(
     with load_run(folder) as run:
         assert run.evaluations()[: len(stored)] == stored
         assert len(run.evaluations()) == 4 * 31 and run.status == "finished"
+
+
+# ---------------------------------------------------------------------- CUDA out of memory
+OOM_MESSAGE = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.75 GiB total capacity)"
+
+
+class OutOfMemoryOnce:
+    """Stands in for ``train_model`` in genetic_cnn.evaluate: raises what torch raises when the GPU
+    is full on the first ``failures`` calls, then trains for real. Records each call's batch size."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.real = genetic_cnn.evaluate.train_model
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        bound = inspect.signature(self.real).bind(*args, **kwargs)
+        self.batch_sizes.append(bound.arguments["batch_size"])
+        if len(self.batch_sizes) <= self.failures:
+            raise torch.OutOfMemoryError(OOM_MESSAGE)
+        return self.real(*args, **kwargs)
+
+
+def test_out_of_memory_is_retried_once_at_half_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(None, TINY)  # batch size 64
+    task = EvaluationTask(1, 2, str(Genome.ones(config.preset().nodes)), seed=5)
+    flaky = OutOfMemoryOnce(failures=1)
+    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", flaky)
+    result = Evaluator.from_config(config).evaluate(task)
+    assert flaky.batch_sizes == [64, 32]
+    assert result.status == OK and result.error == ""
+    assert result.batch_size == 32 and result.epochs == 1
+    monkeypatch.undo()
+    # The retry is the training one would get asking for half the batch from the start, same seed.
+    half = Evaluator.from_config(load_config(None, TINY + ["train.batch_size=32"])).evaluate(task)
+    assert half.batch_size == 32
+    assert (result.accuracy, result.test_accuracy, result.loss, result.train_loss) == (
+        half.accuracy, half.test_accuracy, half.loss, half.train_loss
+    )
+
+
+def test_out_of_memory_twice_is_failed_with_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(None, TINY)
+    always = OutOfMemoryOnce(failures=10**6)
+    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", always)
+    result = Evaluator.from_config(config).evaluate(EvaluationTask(0, 1, str(Genome.ones(config.preset().nodes)), seed=3))
+    assert always.batch_sizes == [64, 32]  # one retry, not more
+    assert result.status == FAILED and result.fitness_input == 0.0
+    assert "OutOfMemoryError" in result.error and "CUDA out of memory" in result.error and "\n" not in result.error
+    assert result.batch_size == 32  # the batch size of the attempt that failed last
+    assert (result.generation, result.slot, result.seed) == (0, 1, 3)
+
+
+def test_an_out_of_memory_retry_is_recorded_in_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flaky = OutOfMemoryOnce(failures=1)
+    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", flaky)
+    folder = start_run(load_config(None, TINY + ["evolution.generations=0"]), out=tmp_path / "run", progress=False, echo=quiet)
+    assert flaky.batch_sizes == [64, 32, 64, 64, 64]  # only the first evaluation needed the retry
+    with load_run(folder) as run:
+        evaluations = run.evaluations()
+        assert run.status == "finished"
+    assert [e.status for e in evaluations] == [OK] * 4
+    assert [e.batch_size for e in evaluations] == [32, 64, 64, 64]

@@ -14,17 +14,11 @@ import pytest
 import torch
 
 from genetic_cnn.cli import main
+from genetic_cnn.cli_args import resolve_config
 from genetic_cnn.config import ConfigError, TrainConfig, load_config
-from genetic_cnn.data import load_datasets
+from genetic_cnn.data import augment_batch, augment_padding, load_datasets
 from genetic_cnn.errors import UserError
-from genetic_cnn.final import (
-    FinalResult,
-    augment_batch,
-    augment_padding,
-    resolve_config,
-    scale_schedule,
-    train_final,
-)
+from genetic_cnn.final import FinalResult, scale_schedule, train_final
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import DIGITS
 from genetic_cnn.saved import load_trained, save_trained, trained_metadata
@@ -197,3 +191,48 @@ def test_without_augmentation_training_matches_the_search_trainer() -> None:
     train_model(models[1], data.train, data.validation, config, seed=5)
     for first, second in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         assert torch.equal(first, second)
+
+
+# ---------------------------------------------------------------------- --augment changes the training
+def saved_weights(result: FinalResult) -> dict[str, torch.Tensor]:
+    return torch.load(result.files[0]["weights"], weights_only=True)
+
+
+def test_augmentation_changes_the_training_and_is_reproducible(tmp_path: Path) -> None:
+    config = load_config(None, TINY + ["run.threads=1"])
+
+    def final(name: str, augment: bool) -> FinalResult:
+        return train_final(GENOME, config, seeds=[0], augment=augment, out=tmp_path / name, epochs=1)
+
+    augmented, again, plain = final("augmented", True), final("again", True), final("plain", False)
+    first, second, without = saved_weights(augmented), saved_weights(again), saved_weights(plain)
+    assert first.keys() == without.keys()
+    # Same seed and augmentation: the same crops, the same weights.
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert augmented.accuracies == again.accuracies
+    # Same seed without augmentation: the same initial weights and batches, other images, other weights.
+    changed = [name for name in first if first[name].is_floating_point() and not torch.equal(first[name], without[name])]
+    assert len(changed) > len(first) // 2, changed
+    records = [json.loads((Path(result.out) / "results.json").read_text()) for result in (augmented, plain)]
+    assert records[0]["augment"] is True and records[1]["augment"] is False
+    assert records[0]["augmentation"] == {"padding": augment_padding(8), "flip": False}
+    assert records[1]["augmentation"] is None
+
+
+def test_cli_train_with_augment_runs_and_records_the_augmentation(tmp_path: Path) -> None:
+    result = run_cli(
+        "train", GENOME, "--preset", "digits", "--dataset", "synthetic", "--epochs", "1", "--seeds", "1", "--augment",
+        "--set", "space.channels=[4, 8]", "--set", "run.device=cpu", "--set", "run.threads=1",
+        "--quiet", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "augmented" in result.stdout and "seed 0: test accuracy" in result.stdout
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["augment"] is True and record["epochs"] == 1 and record["seeds"] == [0]
+    assert record["augmentation"] == {"padding": 1, "flip": False}  # 8x8 digits: a one-pixel crop, never mirrored
+    assert record["genome"] == GENOME and record["dataset"] == "synthetic"
+    assert 0 <= record["accuracies"][0] <= 1
+    assert (tmp_path / "seed0.pt").is_file() and (tmp_path / "seed0.torchscript.pt").is_file()
+    model = load_trained(tmp_path / "seed0.torchscript.pt")
+    test = load_datasets(load_config(None, TINY).data, seed=0).test
+    assert evaluate_model(model, test, 1000, "cpu")[0] == pytest.approx(record["accuracies"][0])

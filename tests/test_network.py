@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from genetic_cnn.genome import Genome
-from genetic_cnn.graph import count_convolutions
+from genetic_cnn.graph import count_convolutions, stage_graphs
 from genetic_cnn.network import Stage, build_network, count_flops, count_parameters
 from genetic_cnn.presets import CIFAR10, CIFAR10_LARGE, DIGITS, MNIST, NetworkPreset
 
@@ -49,7 +49,7 @@ def test_convolutions_follow_the_decoded_graph() -> None:
 
 def test_stage_sums_inputs_elementwise() -> None:
     genome = Genome.from_string("0-11")  # v1 and v2 both feed v3: v3 sums them
-    stage = Stage(genome.stage_graphs()[0], 1, 2, MNIST)
+    stage = Stage(stage_graphs(genome)[0], 1, 2, MNIST)
     order_inputs = stage.inputs
     assert order_inputs[0] == ()  # the input node reads the stage input
     assert sorted(len(sources) for sources in order_inputs) == [0, 1, 1, 1, 2]

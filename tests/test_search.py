@@ -13,6 +13,7 @@ from conftest import drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig
 from genetic_cnn.genome import Genome
+from genetic_cnn.graph import architecture_key
 from genetic_cnn.search import (
     FitnessLedger,
     GeneticSearch,
@@ -37,14 +38,15 @@ def test_same_seed_same_run_different_seed_differs() -> None:
 def test_ask_tell_protocol() -> None:
     config = EvolutionConfig(population=6, generations=2)
     search = GeneticSearch(config, NODES, seed=0)
-    assert search.generation == 0 and search.last_log is None and not search.done()
+    assert search.generation == 0 and not search.done()
     assert search.ask() == search.ask()  # idempotent until tell()
     with pytest.raises(ValueError, match="5 fitness values given for 6"):
         search.tell([1.0] * 5)
     assert search.generation == 0  # a rejected tell changes nothing
     state = search.rng_state()
-    search.tell([1.0, 2.0, float("nan"), 3.0, 0.0, 2.0])  # NaN: a failed individual
-    assert search.generation == 1 and search.last_log is not None
+    log = search.tell([1.0, 2.0, float("nan"), 3.0, 0.0, 2.0])  # NaN: an individual with no fitness
+    assert search.generation == 1 and log is not None and len(log.parents) == 6
+    assert 2 not in log.parents and 4 not in log.parents  # no fitness and r_min are never drawn
     assert search.rng_state() != state
     assert len(search.ask()) == 6
     search.tell(np.arange(6.0))  # any sequence of numbers
@@ -125,7 +127,9 @@ def test_random_search_ignores_fitness_and_shares_generation_zero() -> None:
     config = EvolutionConfig(population=8, generations=3)
     assert drive_search(RandomSearch(config, NODES, 7)) == drive_search(RandomSearch(config, NODES, 7), lambda p: [0.0] * len(p))
     assert RandomSearch(config, NODES, 7).ask() == GeneticSearch(config, NODES, 7).ask()
-    assert RandomSearch(config, NODES, 7).last_log is None
+    search = RandomSearch(config, NODES, 7)
+    search.ask()
+    assert search.tell([0.5] * 8) is None  # nothing is bred by selection
 
 
 def test_make_search_by_strategy() -> None:
@@ -151,7 +155,7 @@ def test_ledger_mean_over_all_evaluations() -> None:
     ledger = FitnessLedger("string")
     genome = Genome.from_string("1-01|0-01-100|0-11-101-0001")
     assert not ledger.known(genome) and ledger.mean(genome) is None and ledger.count(genome) == 0
-    for accuracy in (0.70, 0.74, 0.0):  # 0.0: a failed evaluation, recorded by the caller
+    for accuracy in (0.70, 0.74, 0.0):  # 0.0 is a measurement (nothing learned), not a failure
         ledger.record(genome, accuracy)
     assert ledger.known(genome) and ledger.count(genome) == 3 and len(ledger) == 1
     assert ledger.mean(genome) == pytest.approx(0.48)
@@ -164,7 +168,7 @@ def test_ledger_mean_over_all_evaluations() -> None:
 
 def test_ledger_architecture_identity_merges_equivalent_strings() -> None:
     a, b, c = (Genome.from_string(text) for text in ("1-00", "0-01", "1-01"))
-    assert a.architecture_key() == b.architecture_key() != c.architecture_key()  # the premise
+    assert architecture_key(a) == architecture_key(b) != architecture_key(c)  # the premise
     by_string, by_architecture = FitnessLedger("string"), FitnessLedger("architecture")
     for ledger in (by_string, by_architecture):
         ledger.record(a, 0.9)
@@ -173,7 +177,7 @@ def test_ledger_architecture_identity_merges_equivalent_strings() -> None:
     assert by_string.mean(a) == 0.9 and by_string.count(b) == 1 and len(by_string) == 3
     assert by_architecture.mean(a) == by_architecture.mean(b) == pytest.approx(0.8)
     assert by_architecture.count(b) == 2 and by_architecture.mean(c) == 0.5 and len(by_architecture) == 2
-    assert by_architecture.identity_of(a) == a.architecture_key() and by_string.identity_of(a) == "1-00"
+    assert by_architecture.identity_of(a) == architecture_key(a) and by_string.identity_of(a) == "1-00"
 
 
 # ----------------------------------------------------------------------------- no torch

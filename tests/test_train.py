@@ -191,7 +191,10 @@ def test_divergence_stops_at_once_without_an_exception(data: Datasets, model, co
     assert 0.0 <= result.accuracy <= 1.0
 
 
-def test_progress_bar_runs(data: Datasets, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_runs(data: Datasets, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import genetic_cnn.progress
+
+    monkeypatch.setattr(genetic_cnn.progress, "on_terminal", lambda: True)  # bars are drawn on terminals only
     config = replace(FAST, schedule=((2, 1e-2),), early_stopping=1)
     result = train_model(mlp(), data.train, data.validation, config, seed=0, progress=True)
     assert result.epochs >= 1
@@ -202,3 +205,57 @@ def test_tiny_split_trains(data: Datasets) -> None:
     tiny = Split(data.train.images[:3], data.train.labels[:3])
     result = train_model(small_cnn(), tiny, data.validation, replace(FAST, batch_size=2), seed=0)
     assert result.epochs == 4 and not result.diverged
+
+
+# ----------------------------------------------------------------------------- schedules in real training
+def rates_used(train: callable, steps_per_epoch: int) -> list[float]:
+    """The learning rate of every optimizer step ``train()`` takes, seen by a global step hook (not by
+    the trainer's own bookkeeping), one value per epoch; fails if a rate changes inside an epoch."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen: list[float] = []
+    handle = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: seen.append(optimizer.param_groups[0]["lr"]))
+    try:
+        train()
+    finally:
+        handle.remove()
+    epochs = [seen[start : start + steps_per_epoch] for start in range(0, len(seen), steps_per_epoch)]
+    assert all(len(set(epoch)) == 1 for epoch in epochs), "the rate changed inside an epoch"
+    return [epoch[0] for epoch in epochs]
+
+
+SCHEDULES = [
+    (TrainConfig(schedule=((3, 1e-2), (2, 1e-3), (1, 1e-4))), [1e-2] * 3 + [1e-3] * 2 + [1e-4]),
+    (TrainConfig(schedule=((3, 0.1), (2, 0.5)), scheduler="step", step_epochs=2, gamma=0.5), [0.1, 0.1, 0.05, 0.05, 0.025]),
+    (TrainConfig(schedule=((4, 0.1),), scheduler="exponential", gamma=0.9), [0.1 * 0.9**epoch for epoch in range(4)]),
+    (TrainConfig(schedule=((4, 0.2),), scheduler="cosine"), [0.1 * (1 + math.cos(math.pi * epoch / 4)) for epoch in range(4)]),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), SCHEDULES, ids=["piecewise", "step", "exponential", "cosine"])
+def test_train_model_trains_each_epoch_at_the_scheduled_rate(data: Datasets, config: TrainConfig, expected: list[float]) -> None:
+    config = replace(config, batch_size=128, optimizer="sgd", momentum=0.0)
+    steps = len(batch_bounds(len(data.train), 128))
+    result: list[TrainResult] = []
+    used = rates_used(lambda: result.append(train_model(mlp(), data.train, data.validation, config, seed=0)), steps)
+    assert used == pytest.approx(expected, rel=1e-9)
+    assert result[0].rates == pytest.approx(expected, rel=1e-9)  # what the result reports is what was used
+
+
+def test_train_model_lowers_the_rate_on_a_validation_plateau(data: Datasets) -> None:
+    """Constant outputs keep the validation loss flat: with patience 1 the rate halves after every
+    two epochs without improvement, in the training itself."""
+    config = TrainConfig(schedule=((6, 1.0),), scheduler="plateau", gamma=0.5, plateau_patience=1, batch_size=128,
+                         optimizer="sgd", momentum=0.0)  # fmt: skip
+    steps = len(batch_bounds(len(data.train), 128))
+    used = rates_used(lambda: train_model(Constant(), data.train, data.validation, config, seed=0), steps)
+    assert used == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.5, 0.25])
+
+
+def test_final_training_trains_each_epoch_at_the_scheduled_rate(data: Datasets) -> None:
+    from genetic_cnn.final import train_full
+
+    config = TrainConfig(schedule=((2, 1e-2), (1, 1e-3)), batch_size=128)
+    steps = len(batch_bounds(len(data.train), 128))
+    used = rates_used(lambda: train_full(mlp(), data.train, config, seed=0), steps)
+    assert used == pytest.approx([1e-2, 1e-2, 1e-3], rel=1e-9)

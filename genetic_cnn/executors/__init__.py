@@ -12,13 +12,15 @@ it is tried once more on a fresh worker, and if that worker dies too, the task i
 
 from __future__ import annotations
 
-import os
-from collections import Counter, deque
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from genetic_cnn.config import Config
-from genetic_cnn.records import FAILED, EvaluationResult, EvaluationTask
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.records import EvaluationResult, EvaluationTask
+
+__all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "make_executor"]
 
 if TYPE_CHECKING:
     from genetic_cnn.evaluate import Evaluator
@@ -68,8 +70,53 @@ class SerialExecutor:
             self._threads_before = None
 
 
+def choose_executor(config: Config) -> Config:
+    """``config`` with ``run.executor = "auto"`` made concrete; any other executor is returned as it is.
+
+    On CPU, evaluations are small enough that one torch thread each is the most efficient use of a
+    core (benchmarks/README.md), so ``auto`` runs as many worker processes of one thread as the
+    process may use cores, when a generation (``evolution.population``) can keep them busy; with one
+    core, or fewer individuals than cores, it trains serially. On GPUs: one worker per GPU when
+    there are several, else serially on the one. ``run.workers`` and ``run.threads`` are kept when set.
+    """
+    run = config.run
+    if run.executor != "auto":
+        return config
+    import torch
+
+    gpu = run.device.startswith("cuda") or (run.device == "auto" and torch.cuda.is_available())
+    if gpu:
+        gpus = torch.cuda.device_count() if run.device in ("auto", "cuda") else 1
+        chosen = replace(run, executor="processes") if gpus > 1 or run.workers > 1 else replace(run, executor="serial")
+        return replace(config, run=chosen)
+    cores = available_cores()
+    workers = run.workers or cores
+    if workers >= 2 and config.evolution.population >= workers and spawning_is_safe():
+        return replace(config, run=replace(run, executor="processes", workers=workers, threads=run.threads or 1))
+    return replace(config, run=replace(run, executor="serial"))
+
+
+def spawning_is_safe() -> bool:
+    """Whether worker processes can start here. A spawned worker imports the main script again, so
+    a script that starts a run at its top level, without ``if __name__ == "__main__":``, would start
+    it again in every worker (Python refuses). The CLI, ``python -c``, notebooks and guarded
+    scripts are safe; for any other script ``auto`` trains serially instead of failing."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None and str(main.__spec__.name).startswith("genetic_cnn"):
+        return True
+    try:
+        source = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "__name__ ==" in source or "__name__==" in source
+
+
 def make_executor(config: Config, progress: bool = False) -> Executor:
-    """The executor named by ``run.executor``."""
+    """The executor named by ``run.executor`` (``auto``: see ``choose_executor``)."""
+    config = choose_executor(config)
     if config.run.executor == "processes":
         from genetic_cnn.executors.processes import ProcessExecutor
 
@@ -79,55 +126,3 @@ def make_executor(config: Config, progress: bool = False) -> Executor:
 
         return RayExecutor(config, progress)
     return SerialExecutor(config, progress)
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-class WorkerError(RuntimeError):
-    """A worker died before it was ready to evaluate: the run cannot go on without workers."""
-
-
-class Schedule:
-    """Bookkeeping shared by the pooled executors: which task a worker gets next, and what a
-    worker's death means for the task it held (one retry on a fresh worker, then ``failed``)."""
-
-    def __init__(self, config: Config, tasks: Sequence[EvaluationTask]) -> None:
-        self.nodes = config.preset().nodes
-        self.pending = deque(tasks)
-        self.retries: deque[EvaluationTask] = deque()
-        self.deaths: Counter[EvaluationTask] = Counter()
-        self.left = len(tasks)
-        """Tasks without a result yet, running ones included."""
-
-    def waiting(self) -> bool:
-        return bool(self.pending or self.retries)
-
-    def take(self, fresh: bool) -> EvaluationTask | None:
-        """The next task for a worker; a retry goes only to a fresh worker (one never given a task)."""
-        if fresh and self.retries:
-            return self.retries.popleft()
-        return self.pending.popleft() if self.pending else None
-
-    def completed(self, result: EvaluationResult) -> EvaluationResult:
-        self.left -= 1
-        return result
-
-    def lost(self, task: EvaluationTask, cause: str) -> EvaluationResult | None:
-        """The worker running ``task`` died of ``cause``: queue the retry, or return the failure."""
-        self.deaths[task] += 1
-        if self.deaths[task] < 2:
-            self.retries.append(task)
-            return None
-        return self.failed(task, f"the worker process died while evaluating this genome, twice ({cause}); out of memory?")
-
-    def failed(self, task: EvaluationTask, error: str) -> EvaluationResult:
-        """A ``failed`` result for ``task``, which counts as its result."""
-        from genetic_cnn.genome import Genome
-
-        key = Genome.from_string(task.genome, nodes=self.nodes).architecture_key()
-        return self.completed(EvaluationResult(task.generation, task.slot, task.genome, key, task.seed, FAILED, error=error))

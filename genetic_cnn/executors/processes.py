@@ -18,7 +18,7 @@ from typing import Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors import Schedule, WorkerError, available_cores
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
 from genetic_cnn.records import EvaluationResult, EvaluationTask
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors import Schedule, WorkerError, available_cores
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
 from genetic_cnn.records import EvaluationResult, EvaluationTask
 
 RAY_MISSING = "run.executor = \"ray\" needs Ray: pip install 'genetic-cnn[ray]'"
@@ -35,7 +35,8 @@ class RayWorker:
     def __init__(self, config: Config, datasets: Any, device: str, threads: int) -> None:
         import torch
 
-        from genetic_cnn.evaluate import Evaluator, resolve_device
+        from genetic_cnn.device import resolve_device
+        from genetic_cnn.evaluate import Evaluator
 
         torch.set_num_threads(threads)
         preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)

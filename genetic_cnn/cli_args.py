@@ -1,0 +1,88 @@
+"""What the commands that train one genome (``train``, ``lr-find``) share: arguments, config, checks.
+
+No torch at import time, so ``genetic-cnn --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from genetic_cnn.config import Config, load_config
+from genetic_cnn.errors import UserError
+from genetic_cnn.presets import NetworkPreset, fit_to_data
+
+if TYPE_CHECKING:
+    from genetic_cnn.data import Datasets
+    from genetic_cnn.genome import Genome
+
+PRESET_DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "cifar10-large": "cifar10", "digits": "digits"}
+"""The dataset a preset is made for, used when neither --dataset nor the config names one."""
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """GENOME, --preset, --dataset, --config and --set."""
+    parser.add_argument("genome", help="e.g. '1-01|0-01-100|0-11-101-0001' (quote it: | is a shell pipe)")
+    parser.add_argument(
+        "--preset", help="network preset: mnist | cifar10 | cifar10-large | digits (default: the config's)"
+    )
+    parser.add_argument(
+        "--dataset", help="digits | mnist | fashion-mnist | cifar10 | synthetic (default: the preset's)"
+    )
+    parser.add_argument("--config", type=Path, help="TOML config (data, train and run sections are used)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.batch_size=256 (repeatable)")  # fmt: skip
+
+
+def resolve_config(
+    config_file: str | Path | None, overrides: Sequence[str], preset: str | None, dataset: str | None
+) -> Config:
+    """The command's config: the file, ``--set`` overrides, then ``--preset`` and ``--dataset``.
+
+    When nothing names the dataset, the preset's own is used (cifar10-large trains on CIFAR-10).
+    """
+    extra = list(overrides)
+    if preset is not None:
+        extra.append(f"space.preset={json.dumps(preset)}")
+    if dataset is not None:
+        extra.append(f"data.dataset={json.dumps(dataset)}")
+    config = load_config(config_file, extra)
+    if dataset is None and not _names_dataset(config_file, overrides):
+        own = PRESET_DATASETS.get(config.space.preset)
+        if own and own != config.data.dataset:
+            config = load_config(config_file, [*extra, f"data.dataset={json.dumps(own)}"])
+    return config
+
+
+def _names_dataset(config_file: str | Path | None, overrides: Sequence[str]) -> bool:
+    if any(item.split("=", 1)[0].strip() == "data.dataset" for item in overrides):
+        return True
+    if config_file is None:
+        return False
+    raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))  # load_config has checked it
+    return isinstance(raw.get("data"), dict) and "dataset" in raw["data"]
+
+
+def parse_genome(genome: Genome | str, preset: NetworkPreset) -> Genome:
+    """The genome, checked against the preset's stages; a ``UserError`` when it does not fit."""
+    from genetic_cnn.genome import Genome
+
+    try:
+        if isinstance(genome, str):
+            return Genome.from_string(genome, nodes=preset.nodes)
+        if genome.nodes != preset.nodes:
+            raise ValueError(
+                f"genome {genome} has nodes {genome.nodes} per stage, preset {preset.name!r} expects {preset.nodes}"
+            )
+        return genome
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def preset_for_data(config: Config, datasets: Datasets) -> NetworkPreset:
+    """The config's preset fitted to the data's input shape and classes; a ``UserError`` when it cannot be."""
+    return fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
