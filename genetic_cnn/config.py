@@ -128,9 +128,11 @@ class RunConfig:
     channels_last: bool = True
     """Train and evaluate in the channels-last memory format: faster convolutions on CPU and GPU;
     the same results up to float rounding (a run stays deterministic for its seed)."""
-    reuse_memory: bool = True
+    reuse_memory: bool = False
     """On CPU under Linux, keep freed memory in the process for the next training step instead of
-    returning it to the system (glibc mallopt); the results do not change."""
+    returning it to the system (glibc mallopt); the results do not change. Off by default: it removes
+    the page faults but measured no speed-up outside the noise with one thread per evaluation
+    (benchmarks/reuse_memory.py, benchmarks/README.md)."""
     gpus_per_evaluation: float = 1.0
     """Ray GPU share of one evaluation; below 1 lets small networks share a GPU."""
     out: str = ""

@@ -4,9 +4,10 @@ glibc's malloc serves every allocation above its threshold (128 KiB at first) wi
 ``mmap`` and gives it back to the system on ``free``. A training step on CPU allocates and frees
 activations of several MiB for every layer, so every step pays page faults and the zeroing of fresh
 pages for each of them. Raising the mmap and trim thresholds keeps those blocks in the heap, where
-the next step finds them: 30 training steps of a 12-convolution MNIST-preset network went from
-about 240,000 minor page faults to about 2,000, and from 700 to 750 images/s in channels_last
-(1.03-1.08x over 3 alternating pairs of fresh processes; 1.14x in the NCHW layout) on a 2-core CPU.
+the next step finds them. Measured (benchmarks/reuse_memory.py, 2-core AMD EPYC): page faults
+fall from about 230,000-300,000 to under 7,200 over 30 steps of three MNIST-preset networks, but
+training is 1.044x faster with 2 threads (95% interval 1.008-1.109) and 0.987x with 1 thread
+(0.97-1.035), so ``run.reuse_memory`` is off by default.
 The numbers computed do not change.
 
 The cost: the process keeps its peak heap instead of shrinking after it. Nothing here touches

@@ -54,7 +54,7 @@ MANY = [
     "run.threads=1",
     "run.ray_address=auto",
     "run.channels_last=false",
-    "run.reuse_memory=false",
+    "run.reuse_memory=true",
     "run.gpus_per_evaluation=0.25",
 ]
 
