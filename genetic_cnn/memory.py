@@ -1,14 +1,23 @@
 """Keep freed memory in the process for reuse: the CPU training lever of ``run.reuse_memory``.
 
-glibc's malloc serves every allocation above its threshold (128 KiB at first) with a fresh
-``mmap`` and gives it back to the system on ``free``. A training step on CPU allocates and frees
-activations of several MiB for every layer, so every step pays page faults and the zeroing of fresh
-pages for each of them. Raising the mmap and trim thresholds keeps those blocks in the heap, where
-the next step finds them. Measured (benchmarks/reuse_memory.py, 2-core AMD EPYC): page faults
-fall from about 230,000-300,000 to under 7,200 over 30 steps of three MNIST-preset networks, but
-training is 1.044x faster with 2 threads (95% interval 1.008-1.109) and 0.987x with 1 thread
-(0.97-1.035), so ``run.reuse_memory`` is off by default.
-The numbers computed do not change.
+glibc's malloc serves every allocation above its mmap threshold with a fresh ``mmap`` and gives it
+back on ``free``, and trims the top of the heap once enough of it is free. It raises the threshold
+(and the trim threshold with it) by itself as large blocks are freed, but a training step on CPU
+still faults much of its activations' memory in afresh. Raising the mmap and trim thresholds and
+the top pad keeps those blocks in the heap, where the next step finds them. The numbers computed
+do not change.
+
+Measured with ``python benchmarks/reuse_memory.py`` (the project's ``train_model``, channels_last,
+batch 128, 30 steps after 3 warm-up steps, fresh processes alternating with glibc's untouched
+defaults, 5 pairs; 2-core AMD EPYC, glibc 2.36, load average 0.1-1.4, other processes under 1.1%
+of the CPU): it removes 96-98% of the minor page faults (about 180,000-240,000 down to about
+6,000-7,000 over three genomes), but does not make training faster outside the noise. Over the
+three genomes together, reuse/defaults images/s was 0.94x (pairs 0.86-1.01x, 95% interval
+0.87-1.01x) on 2 threads and 1.03x (0.98-1.05x, interval 0.98-1.05x) on 1 thread; two more runs
+(``--threads 1 --pairs 6``; ``--threads 2 --pairs 6``) gave 0.99x (interval 0.97-1.04x) and 1.04x
+(interval 1.01-1.11x). Only the small all-zero network gains clearly (medians 1.07-1.31x); the
+12-convolution networks, which take most of a search's time, gave medians of 0.84-1.05x. Hence
+``run.reuse_memory`` is off by default (benchmarks/README.md has the tables).
 
 The cost: the process keeps its peak heap instead of shrinking after it. Nothing here touches
 CUDA memory, which PyTorch's caching allocator already reuses.
