@@ -269,8 +269,11 @@ CONFIG_FILE = "config.toml"
 def settled(config: Config, folder: Path) -> Config:
     """``config`` as the run records it: its folder in ``run.out`` and a relative ``data.root``
     resolved, so that the run can be resumed from any directory."""
-    root = str(Path(config.data.root).expanduser().resolve())
-    return replace(config, data=replace(config.data, root=root), run=replace(config.run, out=str(folder.resolve())))
+    return replace(_with_resolved_root(config), run=replace(config.run, out=str(folder.resolve())))
+
+
+def _with_resolved_root(config: Config) -> Config:
+    return replace(config, data=replace(config.data, root=str(Path(config.data.root).expanduser().resolve())))
 
 
 def check_new_folder(folder: Path) -> None:
@@ -339,8 +342,7 @@ def resumed_config(config: Config, overrides: Sequence[str]) -> Config:
                 f"`genetic-cnn evolve --config RUN/{CONFIG_FILE} --set {override}`)"
             )
         raw[section][key] = value
-    changed = config_from_dict(raw)
-    return replace(changed, data=replace(changed.data, root=str(Path(changed.data.root).expanduser().resolve())))
+    return _with_resolved_root(config_from_dict(raw))
 
 
 def _check_config_file(folder: Path, stored: Config) -> None:
