@@ -1,6 +1,6 @@
 """Experiment configuration: frozen dataclasses, TOML in and out, validated with one-line errors.
 
-A config has five sections, ``data``, ``space``, ``evolution``, ``train`` and ``run``. Every
+A config has six sections, ``data``, ``space``, ``evolution``, ``train``, ``evaluation`` and ``run``. Every
 key has a documented default; training defaults depend on the network preset (the paper's
 schedules, section 3 of PAPER.md). No torch here.
 """
@@ -28,6 +28,19 @@ REEVALUATIONS = ("retrain", "reuse")
 SCHEDULERS = ("piecewise", "step", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adam", "sgd")
 EXECUTORS = ("auto", "serial", "processes", "ray")
+FITNESS_METHODS: dict[str, str] = {
+    "standalone": "genetic_cnn.evaluate",
+    "one-shot": "genetic_cnn.oneshot",
+}
+"""``evaluation.method`` -> the module that implements it (``genetic_cnn.fitness`` says what a module provides)."""
+METHODS = tuple(FITNESS_METHODS)
+SAMPLING_RULES = ("uniform", "balanced")
+BALANCED_MAX_NODES = 6
+"""Balanced path sampling enumerates a stage's strings: 2^15 for 6 nodes, 2^21 for 7 is too many."""
+
+
+SUPERNET_SCHEDULE: tuple[tuple[int, float], ...] = ((8, 1e-3), (2, 1e-4))
+"""The MNIST preset's supernet schedule (the default of ``evaluation.supernet_schedule``)."""
 
 
 class ConfigError(UserError, ValueError):
@@ -110,6 +123,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """How an individual's fitness is measured (``genetic_cnn.fitness``)."""
+
+    method: str = "standalone"
+    """standalone (the paper: every evaluation trains the network from scratch) | one-shot (the
+    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.oneshot``)."""
+    supernet_schedule: tuple[tuple[int, float], ...] = SUPERNET_SCHEDULE
+    """One-shot: [[epochs, learning_rate], ...] of the supernet's training, with ``train``'s optimizer,
+    scheduler and batch size; the default follows the preset (``PRESET_EVALUATION_DEFAULTS``)."""
+    supernet_sampling: str = "uniform"
+    """One-shot: the path drawn for each mini-batch: uniform (every bit Bernoulli 0.5, as in single-path
+    one-shot) | balanced (each stage's convolution count uniform, then a string with that count)."""
+    calibration_images: int = 2000
+    """One-shot: training images on which a path's batch-norm statistics are recomputed before it is measured."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Where and how the run executes."""
 
@@ -145,6 +175,7 @@ class Config:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def preset(self) -> NetworkPreset:
@@ -166,6 +197,7 @@ SECTIONS: dict[str, type] = {
     "space": SpaceConfig,
     "evolution": EvolutionConfig,
     "train": TrainConfig,
+    "evaluation": EvaluationConfig,
     "run": RunConfig,
 }
 
@@ -196,9 +228,17 @@ PRESET_EVOLUTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10": {"q_mutation": 0.05, "q_crossover": 0.2},
     "cifar10-large": {"q_mutation": 0.05, "q_crossover": 0.2},
 }
+# The supernet trains longer than one standalone network (it trains every path) but once per run.
+PRESET_EVALUATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"supernet_schedule": SUPERNET_SCHEDULE},
+    "digits": {"supernet_schedule": ((16, 3e-3), (4, 3e-4))},
+    "cifar10": {"supernet_schedule": ((120, 1e-2), (60, 1e-3), (40, 1e-4))},
+    "cifar10-large": {"supernet_schedule": ((120, 1e-2), (60, 1e-3), (40, 1e-4))},
+}
 PRESET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "train": PRESET_TRAIN_DEFAULTS,
     "evolution": PRESET_EVOLUTION_DEFAULTS,
+    "evaluation": PRESET_EVALUATION_DEFAULTS,
 }
 
 
@@ -353,15 +393,7 @@ def validate(config: Config) -> None:
     _choice("evolution.init", evolution.init, INIT_MODES)
     _choice("evolution.identity", evolution.identity, IDENTITIES)
     _choice("evolution.reevaluate", evolution.reevaluate, REEVALUATIONS)
-    if not train.schedule:
-        raise ConfigError("train.schedule is empty; give [[epochs, learning_rate], ...], e.g. [[20, 0.001]]")
-    for index, (epochs, rate) in enumerate(train.schedule):
-        if epochs < 0:
-            raise ConfigError(f"train.schedule[{index}] has {epochs} epochs; epochs must be 0 or more")
-        if rate <= 0:
-            raise ConfigError(f"train.schedule[{index}] has learning rate {rate}; it must be positive")
-    if sum(epochs for epochs, _ in train.schedule) == 0:
-        raise ConfigError("train.schedule has no epochs; give at least one epoch, e.g. [[1, 0.001]]")
+    _check_schedule("train.schedule", train.schedule)
     _choice("train.scheduler", train.scheduler, SCHEDULERS)
     _choice("train.optimizer", train.optimizer, OPTIMIZERS)
     for key in ("batch_size", "eval_batch_size", "step_epochs"):
@@ -375,6 +407,16 @@ def validate(config: Config) -> None:
     for key in ("plateau_patience", "early_stopping"):
         if getattr(train, key) < 0:
             raise ConfigError(f"train.{key} = {getattr(train, key)} must be 0 or more")
+    _choice("evaluation.method", config.evaluation.method, METHODS)
+    _check_schedule("evaluation.supernet_schedule", config.evaluation.supernet_schedule)
+    _choice("evaluation.supernet_sampling", config.evaluation.supernet_sampling, SAMPLING_RULES)
+    if config.evaluation.supernet_sampling == "balanced" and max(config.preset().nodes) > BALANCED_MAX_NODES:
+        raise ConfigError(
+            f"evaluation.supernet_sampling = balanced enumerates each stage's strings, and space.nodes "
+            f"{list(config.preset().nodes)} has a stage of more than {BALANCED_MAX_NODES} nodes; use uniform"
+        )
+    if config.evaluation.calibration_images < 1:
+        raise ConfigError(f"evaluation.calibration_images = {config.evaluation.calibration_images} must be at least 1")
     if run.seed < 0:
         raise ConfigError(f"run.seed = {run.seed} must be 0 or more")
     if not (run.device in ("auto", "cpu", "cuda") or run.device.startswith("cuda:")):
@@ -385,6 +427,18 @@ def validate(config: Config) -> None:
             raise ConfigError(f"run.{key} = {getattr(run, key)} must be 0 (automatic) or more")
     if not 0 < run.gpus_per_evaluation <= 1:
         raise ConfigError(f"run.gpus_per_evaluation = {run.gpus_per_evaluation} must lie in (0, 1]")
+
+
+def _check_schedule(name: str, schedule: tuple[tuple[int, float], ...]) -> None:
+    if not schedule:
+        raise ConfigError(f"{name} is empty; give [[epochs, learning_rate], ...], e.g. [[20, 0.001]]")
+    for index, (epochs, rate) in enumerate(schedule):
+        if epochs < 0:
+            raise ConfigError(f"{name}[{index}] has {epochs} epochs; epochs must be 0 or more")
+        if rate <= 0:
+            raise ConfigError(f"{name}[{index}] has learning rate {rate}; it must be positive")
+    if sum(epochs for epochs, _ in schedule) == 0:
+        raise ConfigError(f"{name} has no epochs; give at least one epoch, e.g. [[1, 0.001]]")
 
 
 def total_epochs(train: TrainConfig) -> int:

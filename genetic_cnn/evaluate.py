@@ -1,4 +1,4 @@
-"""Genome -> result: build the network, train it from scratch, measure it. Failures become states."""
+"""Standalone fitness (the paper): build the network, train it from scratch, measure it. Failures become states."""
 
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ class Evaluator:
         prepare_process(self.config.run, self.device)
 
     @classmethod
-    def from_config(cls, config: Config, device: str | None = None, progress: bool = False) -> Evaluator:
-        datasets = load_datasets(config.data, seed=config.run.seed)
+    def from_config(
+        cls, config: Config, device: str | None = None, progress: bool = False, datasets: Datasets | None = None
+    ) -> Evaluator:
+        datasets = datasets or load_datasets(config.data, seed=config.run.seed)
         preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
         return cls(config, datasets, preset, resolve_device(device or config.run.device), progress)
 
@@ -90,6 +92,14 @@ class Evaluator:
             train_loss=result.train_loss, epochs=result.epochs, seconds=time.perf_counter() - start,
             batch_size=batch_size,
         )  # fmt: skip
+
+
+def prepare(config: Config, progress: bool, echo: object) -> None:
+    """Standalone fitness needs nothing before the first evaluation."""
+
+
+def make_evaluator(config: Config, device: str | None, progress: bool, datasets: Datasets | None) -> Evaluator:
+    return Evaluator.from_config(config, device=device, progress=progress, datasets=datasets)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -20,6 +20,7 @@ from typing import Any
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
+from genetic_cnn.fitness import prepare_fitness
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog
@@ -393,6 +394,7 @@ def _drive(store: RunStore, progress: bool, echo: Echo | None, checked: bool = F
         chosen = choose_executor(store.config)  # what run.executor = "auto" means here, recorded with the run
         store.record_executor({"at": time.time(), "asked": store.config.run.executor, "executor": chosen.run.executor,
                                "workers": chosen.run.workers, "threads": chosen.run.threads})  # fmt: skip
+        prepare_fitness(store.config, progress, echo or print_line)  # e.g. the one-shot supernet, trained once
         executor = make_executor(chosen, progress=progress)
         try:
             Evolution(store, executor, progress, echo).run()

@@ -153,3 +153,20 @@ def _format_code(code: list[int], size: int) -> str:
         groups.append("".join(str(bit) for bit in code[start : start + width]))
         start += width
     return GROUP_SEPARATOR.join(groups)
+
+
+def representative(key: str, nodes: Sequence[int]) -> Genome:
+    """One genome whose architecture key is ``key``: each stage's canonical code placed on ordinary
+    nodes 1..n, the remaining nodes isolated. Computations that depend on node labels (the one-shot
+    supernet gives each label its own weights) use it to be a function of the architecture alone."""
+    stage_keys = key.split(STAGE_SEPARATOR)
+    if len(stage_keys) != len(nodes):
+        raise ValueError(f"architecture key {key!r} has {len(stage_keys)} stages, the space {len(nodes)}")
+    stages = []
+    for stage_key, count in zip(stage_keys, nodes):
+        groups = [] if stage_key == EMPTY_STAGE_KEY else stage_key.split(GROUP_SEPARATOR)
+        if len(groups) > count - 1:
+            raise ValueError(f"architecture key {key!r}: stage {stage_key!r} needs more than {count} nodes")
+        groups += ["0" * width for width in range(len(groups) + 1, count)]
+        stages.append(GROUP_SEPARATOR.join(groups))
+    return Genome.from_string(STAGE_SEPARATOR.join(stages), nodes=nodes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import networkx as nx
 import torch
 from torch import nn
@@ -20,35 +22,61 @@ def conv_block(in_channels: int, out_channels: int, kernel: int, padding: int) -
     )
 
 
+StagePlan = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
+"""A decoded stage in computing order: the node labels, and for each node the positions (in that
+order) of the nodes whose outputs it sums; an empty tuple reads the stage's input."""
+
+
+def stage_plan(graph: nx.DiGraph) -> StagePlan:
+    """The order in which ``Stage`` (and the one-shot supernet) compute a decoded stage's nodes."""
+    order = tuple(nx.topological_sort(graph))
+    index = {node: i for i, node in enumerate(order)}
+    return order, tuple(tuple(sorted(index[pred] for pred in graph.predecessors(node))) for node in order)
+
+
+def run_stage(blocks: Sequence[nn.Module], inputs: Sequence[tuple[int, ...]], x: torch.Tensor) -> torch.Tensor:
+    """Each node sums its inputs element-wise, then applies its block; the last node is the output."""
+    outputs: list[torch.Tensor] = []
+    for block, sources in zip(blocks, inputs):
+        if not sources:
+            node_input = x
+        else:
+            node_input = outputs[sources[0]]
+            for source in sources[1:]:
+                node_input = node_input + outputs[source]
+        outputs.append(block(node_input))
+    return outputs[-1]
+
+
+def node_block(graph: nx.DiGraph, node: int, in_channels: int, channels: int, preset: NetworkPreset) -> nn.Sequential:
+    """The input node keeps the base network's convolution; every other node is a padded one."""
+    if graph.nodes[node]["role"] == "input":
+        return conv_block(in_channels, channels, preset.first_kernel, preset.first_padding)
+    return conv_block(channels, channels, preset.node_kernel, preset.node_kernel // 2)
+
+
 class Stage(nn.Module):
     """One decoded stage: nodes in topological order, each summing its inputs element-wise."""
 
     def __init__(self, graph: nx.DiGraph, in_channels: int, channels: int, preset: NetworkPreset) -> None:
         super().__init__()
-        order = list(nx.topological_sort(graph))
-        index = {node: i for i, node in enumerate(order)}
-        blocks = []
-        inputs: list[tuple[int, ...]] = []
-        for node in order:
-            if graph.nodes[node]["role"] == "input":
-                blocks.append(conv_block(in_channels, channels, preset.first_kernel, preset.first_padding))
-            else:
-                blocks.append(conv_block(channels, channels, preset.node_kernel, preset.node_kernel // 2))
-            inputs.append(tuple(sorted(index[pred] for pred in graph.predecessors(node))))
-        self.nodes = nn.ModuleList(blocks)
-        self.inputs = inputs
+        order, self.inputs = stage_plan(graph)
+        self.nodes = nn.ModuleList(node_block(graph, node, in_channels, channels, preset) for node in order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs: list[torch.Tensor] = []
-        for block, sources in zip(self.nodes, self.inputs):
-            if not sources:
-                node_input = x
-            else:
-                node_input = outputs[sources[0]]
-                for source in sources[1:]:
-                    node_input = node_input + outputs[source]
-            outputs.append(block(node_input))
-        return outputs[-1]
+        return run_stage(self.nodes, self.inputs, x)
+
+
+def classifier_head(in_channels: int, preset: NetworkPreset) -> nn.Sequential:
+    """Flatten, the preset's hidden layers, dropout and the classifier."""
+    height, width = preset.feature_size()
+    head: list[nn.Module] = [nn.Flatten()]
+    width_in = in_channels * height * width
+    for hidden in preset.hidden:
+        head += [nn.Linear(width_in, hidden), nn.ReLU(inplace=True)]
+        width_in = hidden
+    head += [nn.Dropout(preset.dropout), nn.Linear(width_in, preset.num_classes)]
+    return nn.Sequential(*head)
 
 
 class GeneticCNN(nn.Module):
@@ -70,14 +98,7 @@ class GeneticCNN(nn.Module):
             layers.append(nn.MaxPool2d(preset.pool_kernel, preset.pool_stride))
             in_channels = channels
         self.features = nn.Sequential(*layers)
-        height, width = preset.feature_size()
-        head: list[nn.Module] = [nn.Flatten()]
-        width_in = in_channels * height * width
-        for hidden in preset.hidden:
-            head += [nn.Linear(width_in, hidden), nn.ReLU(inplace=True)]
-            width_in = hidden
-        head += [nn.Dropout(preset.dropout), nn.Linear(width_in, preset.num_classes)]
-        self.classifier = nn.Sequential(*head)
+        self.classifier = classifier_head(in_channels, preset)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

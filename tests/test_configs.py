@@ -35,7 +35,13 @@ def test_cifar10_paper_settings() -> None:
 
 
 # The files the README, the Makefile and experiments/ point users to.
-SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml"}
+SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml", "mnist_oneshot.toml"}
+
+
+def test_the_one_shot_config_is_the_papers_protocol_with_one_shot_fitness() -> None:
+    paper, oneshot = load_config(CONFIGS / "mnist_paper.toml"), load_config(CONFIGS / "mnist_oneshot.toml")
+    assert oneshot.evaluation.method == "one-shot" and paper.evaluation.method == "standalone"
+    assert (oneshot.evolution, oneshot.data, oneshot.space) == (paper.evolution, paper.data, paper.space)
 
 
 def test_every_shipped_config_loads() -> None:

@@ -23,7 +23,7 @@ from genetic_cnn.records import EvaluationResult, EvaluationTask
 __all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "make_executor"]
 
 if TYPE_CHECKING:
-    from genetic_cnn.evaluate import Evaluator
+    from genetic_cnn.fitness import FitnessEvaluator
 
 
 class Executor(Protocol):
@@ -43,7 +43,7 @@ class SerialExecutor:
     def __init__(self, config: Config, progress: bool = False) -> None:
         self.config = config
         self.progress = progress
-        self._evaluator: Evaluator | None = None
+        self._evaluator: FitnessEvaluator | None = None
         self._threads_before: int | None = None
 
     def run(self, tasks: Sequence[EvaluationTask]) -> Iterator[EvaluationResult]:
@@ -52,12 +52,12 @@ class SerialExecutor:
         if self._evaluator is None:
             import torch
 
-            from genetic_cnn.evaluate import Evaluator
+            from genetic_cnn.fitness import make_evaluator
 
             if self.config.run.threads:
                 self._threads_before = torch.get_num_threads()
                 torch.set_num_threads(self.config.run.threads)
-            self._evaluator = Evaluator.from_config(self.config, progress=self.progress)
+            self._evaluator = make_evaluator(self.config, progress=self.progress)
         for task in tasks:
             yield self._evaluator.evaluate(task)
 

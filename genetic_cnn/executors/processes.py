@@ -65,9 +65,9 @@ def _worker_main(conn: Any, config: Config, device: str, threads: int) -> None:
     torch.set_num_threads(threads)
     tqdm.set_lock(threading.RLock())  # not tqdm's default, a semaphore that a killed worker would leak
     try:
-        from genetic_cnn.evaluate import Evaluator
+        from genetic_cnn.fitness import make_evaluator
 
-        evaluator = Evaluator.from_config(config, device=device)
+        evaluator = make_evaluator(config, device=device)
     except Exception as error:
         conn.send(("error", _picklable(error)))
         return

@@ -30,17 +30,15 @@ def import_ray() -> Any:
 
 
 class RayWorker:
-    """The body of one Ray actor: an Evaluator over the datasets from the object store."""
+    """The body of one Ray actor: the fitness method's evaluator over the datasets from the object store."""
 
     def __init__(self, config: Config, datasets: Any, device: str, threads: int) -> None:
         import torch
 
-        from genetic_cnn.device import resolve_device
-        from genetic_cnn.evaluate import Evaluator
+        from genetic_cnn.fitness import make_evaluator
 
         torch.set_num_threads(threads)
-        preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
-        self.evaluator = Evaluator(config, datasets, preset, resolve_device(device))
+        self.evaluator = make_evaluator(config, device=device, datasets=datasets)
 
     def pid(self) -> int:
         return os.getpid()

@@ -1,0 +1,45 @@
+"""Fitness methods: how an evaluation task becomes a result. ``evaluation.method`` picks one.
+
+A method is a module with two functions, and one line in ``config.FITNESS_METHODS``:
+
+- ``prepare(config, progress, echo)``: work done once per run in the main process before any
+  evaluation (the one-shot supernet's training); it must resume after a kill and be a no-op once done.
+- ``make_evaluator(config, device, progress, datasets)``: an object whose ``evaluate(task)`` returns
+  the task's ``EvaluationResult``; every executor builds one per worker (``datasets``: already
+  loaded ones, e.g. from Ray's object store, or None to load them).
+
+The search, the run loop and the executors call only ``prepare_fitness`` and ``make_evaluator``
+below, so none of them knows which method is in use. No torch here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from genetic_cnn.config import FITNESS_METHODS
+
+if TYPE_CHECKING:
+    from genetic_cnn.config import Config
+    from genetic_cnn.data import Datasets
+    from genetic_cnn.records import EvaluationResult, EvaluationTask
+
+class FitnessEvaluator(Protocol):
+    def evaluate(self, task: EvaluationTask) -> EvaluationResult: ...
+
+
+def _method(config: Config):  # noqa: ANN202 - a module
+    return importlib.import_module(FITNESS_METHODS[config.evaluation.method])
+
+
+def prepare_fitness(config: Config, progress: bool = False, echo: Callable[[str], None] | None = None) -> None:
+    """Run the method's once-per-run preparation (nothing for standalone)."""
+    _method(config).prepare(config, progress, echo or print)
+
+
+def make_evaluator(
+    config: Config, device: str | None = None, progress: bool = False, datasets: Datasets | None = None
+) -> FitnessEvaluator:
+    """The evaluator of ``config``'s fitness method, on ``device`` (default ``run.device``)."""
+    return _method(config).make_evaluator(config, device, progress, datasets)

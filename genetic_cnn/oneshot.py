@@ -1,0 +1,218 @@
+"""One-shot fitness (``evaluation.method = "one-shot"``): a supernet trained once per run, paths measured.
+
+``prepare`` trains the run's supernet (``genetic_cnn.supernet``) on the training split with
+``evaluation.supernet_schedule`` and ``train``'s optimizer, checkpointing every epoch under
+``RUN/supernet/`` so that a killed run resumes from the last epoch and ends with the same weights
+(on CPU). An evaluation then costs forward passes only: the architecture's path (its
+``representative`` genome, so that equivalent strings get one fitness) has its batch-norm
+statistics recomputed on ``evaluation.calibration_images`` training images and is measured on the
+validation split. The result depends only on the architecture key, so each key is computed once
+per run and kept in ``RUN/supernet/fitness.db``, shared by all workers. One-shot evaluations
+measure no test accuracy: retrain a found genome standalone with ``genetic-cnn train``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genetic_cnn.config import Config
+from genetic_cnn.data import Datasets, Split, load_datasets
+from genetic_cnn.device import prepare_process, resolve_device
+from genetic_cnn.errors import UserError
+from genetic_cnn.genome import Genome
+from genetic_cnn.graph import architecture_key, representative
+from genetic_cnn.records import FAILED, OK, EvaluationResult, EvaluationTask
+from genetic_cnn.supernet import SuperNet, recalibrate_batch_norm
+from genetic_cnn.train import evaluate_model, fit, use_channels_last
+
+SUPERNET_FOLDER = "supernet"
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
+EPOCHS_LOG = "epochs.jsonl"
+FITNESS_DB = "fitness.db"
+
+
+def supernet_folder(config: Config) -> Path:
+    if not config.run.out:
+        raise UserError("one-shot fitness keeps its supernet in the run folder; set run.out (or --out)")
+    return Path(config.run.out) / SUPERNET_FOLDER
+
+
+@dataclass(frozen=True)
+class FileCheckpoint:
+    """``fit``'s epoch checkpoint as one file, replaced atomically."""
+
+    path: Path
+
+    def load(self) -> dict[str, Any] | None:
+        return torch.load(self.path, weights_only=False) if self.path.is_file() else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        _save_atomically(state, self.path)
+
+
+def _save_atomically(state: Any, path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)  # a kill while saving leaves the previous file whole
+
+
+def supernet_training(config: Config) -> dict[str, Any]:
+    """What the supernet's training did: epochs, seconds and training loss per epoch (from its log)."""
+    log = supernet_folder(config) / EPOCHS_LOG
+    epochs: dict[int, dict[str, Any]] = {}
+    if log.is_file():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            epochs[record["epoch"]] = record  # an epoch run again after a kill counts once, as it ended
+    rows = [epochs[epoch] for epoch in sorted(epochs)]
+    return {"epochs": len(rows), "seconds": sum(row["seconds"] for row in rows), "per_epoch": rows}
+
+
+def prepare(config: Config, progress: bool, echo: Callable[[str], None]) -> None:
+    """Train the run's supernet, or finish training it; nothing when its weights exist."""
+    if not (supernet_folder(config) / WEIGHTS).is_file():
+        prepare_with(config, load_datasets(config.data, seed=config.run.seed), progress, echo)
+
+
+def prepare_with(config: Config, datasets: Datasets, progress: bool, echo: Callable[[str], None]) -> None:
+    """``prepare`` on datasets already loaded."""
+    folder = supernet_folder(config)
+    if (folder / WEIGHTS).is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.run.device)
+    prepare_process(config.run, device)
+    supernet = new_supernet(config, datasets)
+    schedule = replace(config.train, schedule=config.evaluation.supernet_schedule)
+    total = sum(epochs for epochs, _ in schedule.schedule)
+    started = time.perf_counter()
+
+    def log_epoch(epoch: int, loss: float) -> None:
+        nonlocal started
+        seconds = time.perf_counter() - started
+        with (folder / EPOCHS_LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps({"epoch": epoch, "train_loss": loss, "seconds": seconds}) + "\n")
+        echo(f"supernet epoch {epoch + 1}/{total}: training loss {loss:.4f} ({seconds:.0f} s)")
+        started = time.perf_counter()
+
+    echo(f"training the one-shot supernet: {total} epochs on {len(datasets.train)} images")
+    result = fit(
+        supernet, datasets.train, schedule, seed=config.run.seed, device=device,
+        channels_last=config.run.channels_last, on_epoch=log_epoch, progress=progress,
+        checkpoint=FileCheckpoint(folder / CHECKPOINT),
+    )  # fmt: skip
+    if result.diverged:
+        raise UserError(
+            "the one-shot supernet's training loss became NaN or infinite; lower "
+            "evaluation.supernet_schedule's learning rates"
+        )
+    _save_atomically(supernet.state_dict(), folder / WEIGHTS)
+    (folder / CHECKPOINT).unlink(missing_ok=True)  # the weights say everything the checkpoint did
+
+
+def new_supernet(config: Config, datasets: Datasets) -> SuperNet:
+    """The run's supernet before training: its weights and its path sampler seeded by ``run.seed``."""
+    preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
+    torch.manual_seed(config.run.seed)
+    return SuperNet(preset, sampling_seed=config.run.seed, sampling=config.evaluation.supernet_sampling)
+
+
+class FitnessCache:
+    """Architecture key -> one-shot (accuracy, loss), in SQLite so that all workers of a run share it.
+    The first result stored for a key is the one every worker returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS fitness (key TEXT PRIMARY KEY, accuracy REAL, loss REAL)")
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        row = self.db.execute("SELECT accuracy, loss FROM fitness WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def put(self, key: str, accuracy: float, loss: float) -> tuple[float, float]:
+        self.db.execute("INSERT OR IGNORE INTO fitness VALUES (?, ?, ?)", (key, accuracy, loss))
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
+
+@dataclass
+class OneShotEvaluator:
+    """Measures paths of the run's trained supernet; holds the datasets and the weights once."""
+
+    config: Config
+    datasets: Datasets
+    device: torch.device
+    supernet: SuperNet = field(init=False)
+    cache: FitnessCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        prepare_process(self.config.run, self.device)
+        folder = supernet_folder(self.config)
+        if not (folder / WEIGHTS).is_file():
+            raise UserError(f"{folder / WEIGHTS} is missing: the run's supernet was not trained (resume the run)")
+        self.supernet = new_supernet(self.config, self.datasets)
+        self.supernet.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=False))
+        self.supernet.to(self.device)
+        self.validation = _on_device(self.datasets.validation, self.device)
+        calibration = _calibration_split(self.datasets.train, self.config.evaluation.calibration_images, self.config.run.seed)
+        self.calibration = _on_device(calibration, self.device).images
+        if self.config.run.channels_last:
+            self.validation = Split(*use_channels_last(self.supernet, self.validation.images), self.validation.labels)
+            (self.calibration,) = use_channels_last(self.supernet, self.calibration)
+        self.cache = FitnessCache(folder / FITNESS_DB)
+
+    def evaluate(self, task: EvaluationTask) -> EvaluationResult:
+        start = time.perf_counter()
+        nodes = self.supernet.preset.nodes
+        key = ""
+        try:
+            key = architecture_key(Genome.from_string(task.genome, nodes=nodes))
+            measured = self.cache.get(key)
+            if measured is None:
+                measured = self.cache.put(key, *self.measure(representative(key, nodes)))
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}".strip()
+            return EvaluationResult(
+                task.generation, task.slot, task.genome, key, task.seed, FAILED, seconds=time.perf_counter() - start,
+                error=message.splitlines()[0][:500], extra={"traceback": traceback.format_exc(limit=5)},
+            )  # fmt: skip
+        accuracy, loss = measured
+        return EvaluationResult(
+            task.generation, task.slot, task.genome, key, task.seed, OK, accuracy=accuracy, loss=loss,
+            seconds=time.perf_counter() - start,
+        )  # fmt: skip
+
+    def measure(self, genome: Genome) -> tuple[float, float]:
+        """(accuracy, loss) of ``genome``'s path on the validation split, its batch norms recalibrated."""
+        batch = self.config.train.eval_batch_size
+        recalibrate_batch_norm(self.supernet, genome, self.calibration, batch)
+        return evaluate_model(self.supernet, self.validation, batch, self.device, channels_last=False)
+
+
+def _calibration_split(train: Split, count: int, seed: int) -> Split:
+    """A seeded sample of the training split (sorted, for ordered memory reads)."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: min(count, len(train))]
+    index = order.sort().values
+    return Split(train.images[index], train.labels[index])
+
+
+def _on_device(split: Split, device: torch.device) -> Split:
+    return Split(split.images.to(device), split.labels.to(device))
+
+
+def make_evaluator(config: Config, device: str | None, progress: bool, datasets: Datasets | None) -> OneShotEvaluator:
+    datasets = datasets or load_datasets(config.data, seed=config.run.seed)
+    return OneShotEvaluator(config, datasets, resolve_device(device or config.run.device))
