@@ -80,6 +80,12 @@ def _print_outcome(folder: Path) -> None:
     test = summary["best_test_accuracy"]
     test_text = f", test accuracy {100 * test:.2f}%" if test is not None else ""
     print(f"best genome {summary['best_genome']}: fitness {100 * summary['best_fitness']:.2f}%{test_text}")
+    from genetic_cnn.noise import FitnessNoise, noise_verdict
+
+    # A summary.json written by an older version has no fitness_noise: nothing to say then.
+    verdict = noise_verdict(FitnessNoise.from_dict(summary["fitness_noise"])) if "fitness_noise" in summary else None
+    if verdict:
+        print(verdict)
     print(f"results: {folder}")
 
 

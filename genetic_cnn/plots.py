@@ -162,6 +162,29 @@ def plot_diversity(data: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_noise(data: RunData, path: Path) -> Path:
+    """Seed sd (the noise of one evaluation) and population sd (the spread selection ranks) per generation."""
+    fig = Figure(figsize=(9, 4.2))
+    ax = fig.subplots()
+    rows = data.noise_by_generation()
+    generations = [g for g, _ in rows]
+    nan = float("nan")  # a generation with nothing to measure leaves a gap in its line
+    seed = [nan if n.seed_sd is None else n.seed_sd for _, n in rows]
+    population = [nan if n.population_sd is None else n.population_sd for _, n in rows]
+    ax.plot(generations, seed, marker="o", ms=4, lw=2, color=COLOURS[3], label="seed sd (same genome, new seed)")
+    ax.plot(generations, population, marker="s", ms=4, lw=2, color=COLOURS[0], label="population sd (between genomes)")
+    if all(n.seed_sd is None for _, n in rows):
+        ax.text(0.5, 0.5, "seed sd not measured: no genome was evaluated twice", transform=ax.transAxes,
+                ha="center", va="center", fontsize=10, color="#555555")  # fmt: skip
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("standard deviation (percentage points)")
+    _generation_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Evaluation noise against the spread between genomes: {data.label}")
+    ax.legend(loc="best", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_bit_frequency(data: RunData, path: Path) -> Path:
     matrix = data.bit_frequency()
     labels, starts = data.bit_labels()
@@ -243,6 +266,7 @@ def draw_run(data: RunData, out: Path) -> list[Path]:
             out / "top_architectures.png",
             f"Top {len(top)} architectures: {data.label}",
         ),  # fmt: skip
+        plot_noise(data, out / "noise.png"),
         plot_diversity(data, out / "diversity.png"),
         plot_bit_frequency(data, out / "bit_frequency.png"),
         plot_time(data, out / "time.png"),

@@ -1,9 +1,10 @@
 """`genetic-cnn report RUN [RUN ...]`: a run's history as a Markdown report with pictures.
 
 One run: ``RUN/report/report.md`` (or ``--out``) with PNG images beside it: the paper's table per
-generation, fitness over generations, best-so-far curves, the best genomes drawn, population
-diversity, the connections the search converged on, and where the time went. Several runs: a
-comparison (overlaid best-so-far curves, a summary table) plus one sub-report per run.
+generation, the evaluation noise against the spread between genomes, fitness over generations,
+best-so-far curves, the best genomes drawn, population diversity, the connections the search
+converged on, and where the time went. Several runs: a comparison (overlaid best-so-far curves, a
+summary table) plus one sub-report per run.
 
 Definitions are in ``genetic_cnn.rundata``, which reads the history. The Python API (``write_report``, ``generation_table``, ``RunData``) reads the run database only;
 matplotlib is imported when pictures are drawn, never at import.
@@ -22,6 +23,7 @@ from typing import Any
 
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural
+from genetic_cnn.noise import FitnessNoise, noise_verdict
 from genetic_cnn.records import DIVERGED, FAILED, REUSED
 from genetic_cnn.rundata import (
     TOP_ARCHITECTURES,
@@ -93,6 +95,7 @@ def run_markdown(data: RunData, title: str) -> str:
             for s in [row.summary]
         ],  # fmt: skip
     )
+    lines += noise_markdown(data)
     lines += [
         "## Fitness over generations", "",
         "Every individual is a point (slots spread slightly within a generation); the band spans min to max.", "",
@@ -144,6 +147,46 @@ def run_markdown(data: RunData, title: str) -> str:
              for e in errors[:20]],
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def points(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def noise_sentence(noise: FitnessNoise) -> str:
+    """The run's noise in words, with what it means for the search."""
+    if noise.seed_sd is None:
+        return (
+            "Not measured: no individual was evaluated successfully twice (with `evolution.reevaluate = \"reuse\"` "
+            "survivors are never trained again)."
+        )
+    measured = (
+        f"Over the run: seed sd {points(noise.seed_sd)} pp over {plural(noise.repeated, 'repeated individual')}, "
+        f"population sd {points(noise.population_sd)} pp."
+    )
+    verdict = noise_verdict(noise)
+    if verdict is None:
+        return f"{measured} One evaluation's noise is smaller than the spread between individuals."
+    return f"{measured} **{verdict[0].upper()}{verdict[1:]}.**"
+
+
+def noise_markdown(data: RunData) -> list[str]:
+    """The report's section on evaluation noise: the run's numbers, a table per generation and the picture."""
+    lines = [
+        "## Fitness noise", "",
+        "Re-evaluated survivors give repeated evaluations of the same individual for free. *Seed sd* is the "
+        "pooled standard deviation of the validation accuracy within individuals (the noise of one evaluation); "
+        "*population sd* the standard deviation of the individuals' mean fitness (the spread selection ranks); "
+        "both in percentage points; *repeated* counts the individuals with two or more successful trained "
+        "evaluations. Per generation, the seed sd and *repeated* are over generations 0 up to it, the population "
+        "sd over its population's distinct individuals.", "",
+        noise_sentence(data.fitness_noise()), "",
+    ]  # fmt: skip
+    lines += table(
+        ["gen", "seed sd", "population sd", "repeated"],
+        [[g, points(n.seed_sd), points(n.population_sd), n.repeated] for g, n in data.noise_by_generation()],
+    )
+    return lines + ["![fitness noise](noise.png)", ""]
 
 
 def write_run_report(run: RunData | RunStore | str | Path, out: str | Path, title: str | None = None) -> Path:
@@ -241,7 +284,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report",
         help="write a Markdown report with plots of a run, or compare several runs",
         description="Write report.md with PNG images: the paper's per-generation table, fitness and best-so-far "
-        "plots, the best genomes drawn, diversity, bit frequencies, time. Several runs: a comparison.",
+        "plots, fitness noise, the best genomes drawn, diversity, bit frequencies, time. Several runs: a comparison.",
     )
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folder(s)")
     parser.add_argument(
@@ -252,17 +295,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
-    """summary.json beside the database: the best genome and the paper-style table.
+    """summary.json beside the database: the best genome, the fitness noise and the paper-style table.
 
     The best genome is the individual with the highest mean fitness over all its trained
     evaluations, as in the report.
     """
-    best = RunData.load(store).ranking()[0]
+    data = RunData.load(store)
+    best = data.ranking()[0]
     summary = {
         "best_genome": best.genome,
         "best_fitness": best.fitness,
         "best_test_accuracy": best.test_accuracy,
         "best_evaluations": best.evaluations,
+        "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.noise
         "generations": [asdict(row) for row in summaries],
     }
     path = store.folder / "summary.json"

@@ -25,6 +25,7 @@ from typing import Any
 from genetic_cnn.config import Config
 from genetic_cnn.genome import Genome, edge_list
 from genetic_cnn.graph import architecture_key
+from genetic_cnn.noise import FitnessNoise, fitness_noise, noise_by_generation
 from genetic_cnn.records import OK, REUSED, EvaluationResult
 from genetic_cnn.store import GenerationRecord, RunStore, load_run
 from genetic_cnn.summary import GenerationSummary
@@ -209,6 +210,15 @@ class RunData:
 
     def status_counts(self) -> Counter[str]:
         return Counter(e.status for e in self.evaluations)
+
+    def fitness_noise(self) -> FitnessNoise:
+        """Evaluation noise and spread between individuals over the whole run (``genetic_cnn.noise``)."""
+        return fitness_noise(self.evaluations, self.config.evolution.identity)
+
+    def noise_by_generation(self) -> list[tuple[int, FitnessNoise]]:
+        """(generation, noise) for each completed generation (``noise.noise_by_generation``)."""
+        noise = noise_by_generation(self.evaluations, self.config.evolution.identity)
+        return [(r.generation, noise[r.generation]) for r in self.generations if r.generation in noise]
 
 
 def generation_table(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
