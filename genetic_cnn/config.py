@@ -21,7 +21,7 @@ from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 
 # The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
-STRATEGIES = ("genetic", "random")
+STRATEGIES = ("genetic", "random", "calibration")
 INIT_MODES = ("random", "zeros")
 IDENTITIES = ("string", "architecture")
 REEVALUATIONS = ("retrain", "reuse")
@@ -84,7 +84,8 @@ class EvolutionConfig:
     q_C follow the preset (``PRESET_EVOLUTION_DEFAULTS``: CIFAR-10's 0.05 and 0.2) unless set."""
 
     strategy: str = "genetic"
-    """genetic (the paper) | random (uniform genomes at the same budget)."""
+    """genetic (the paper) | random (uniform genomes at the same budget) | calibration (the same N
+    architectures, spread over convolution counts, retrained every generation: ``genetic-cnn calibrate``)."""
     population: int = 20
     generations: int = 50
     p_crossover: float = 0.2

@@ -380,6 +380,15 @@ def check_inputs(config: Config) -> None:
     from genetic_cnn.presets import fit_to_data, size_warning
 
     resolve_device(config.run.device)
+    if config.evolution.strategy == "calibration":
+        from genetic_cnn.space import architectures
+
+        count = len(architectures(config.preset().nodes))
+        if config.evolution.population > count:
+            raise UserError(
+                f"evolution.population = {config.evolution.population} distinct architectures asked for calibration, "
+                f"but the space of nodes {list(config.preset().nodes)} has only {count}; ask for at most {count}"
+            )
     datasets = load_datasets(config.data, seed=config.run.seed)
     fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
     warning = size_warning(config.preset(), datasets.name, datasets.input_shape)

@@ -185,6 +185,34 @@ def plot_noise(data: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_calibration(
+    fidelities: Sequence[tuple[str, float | None, float | None, float]], ranks: float, weak: float, path: Path
+) -> Path:
+    """Kendall tau between seeds against seconds per evaluation: one point per fidelity, given as
+    (name, seconds per evaluation, tau, tau's standard error between unrelated orders); ``ranks`` and
+    ``weak`` are the verdict's thresholds (``genetic-cnn calibrate``)."""
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
+    shown = [(name, seconds, tau, error) for name, seconds, tau, error in fidelities if seconds is not None and tau is not None]
+    for index, (name, seconds, tau, error) in enumerate(shown):
+        ax.errorbar([seconds], [tau], yerr=[2 * error], fmt="o", ms=7, capsize=4, color=COLOURS[index % len(COLOURS)],
+                    label=f"{index + 1}: {name}")  # fmt: skip
+        ax.annotate(str(index + 1), (seconds, tau), textcoords="offset points", xytext=(7, 5))
+    ax.axhline(ranks, color="#2a7f2a", lw=1, ls="--", label=f"tau {ranks}: ranks architectures")
+    ax.axhline(weak, color="#b07000", lw=1, ls=":", label=f"tau {weak}: below, mostly noise")
+    ax.axhline(0, color="#555555", lw=0.8)
+    if not shown:
+        ax.text(0.5, 0.5, "nothing measured yet", transform=ax.transAxes, ha="center", va="center", color="#555555")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("seconds per evaluation")
+    ax.set_ylabel("Kendall tau between seeds")
+    ax.grid(alpha=0.3)
+    ax.set_title("Can the fidelity rank architectures? (bars: 2 standard errors of tau between unrelated orders)",
+                 fontsize=10)  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
 def plot_bit_frequency(data: RunData, path: Path) -> Path:
     matrix = data.bit_frequency()
     labels, starts = data.bit_labels()

@@ -3,7 +3,8 @@
 The search proposes genomes (``ask``), someone else trains them, and the fitness comes back
 (``tell``), one value per individual in order; an individual without a fitness (every evaluation
 failed) comes back as NaN, never as an exception. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
-baseline at the same budget N(T+1). No torch here.
+baseline at the same budget N(T+1), ``CalibrationSearch`` the same architectures every generation
+(``genetic-cnn calibrate``). No torch here.
 
 Seeds: the search draws from ``default_rng(SeedSequence(seed))``; evaluation (generation, slot)
 trains with ``evaluation_seed(seed, generation, slot)``, from ``SeedSequence(seed, spawn_key=
@@ -113,12 +114,33 @@ class RandomSearch(_GenerationalSearch):
         return initialize(self.nodes, self.config.population, self._rng, mode="random"), None
 
 
-def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> GeneticSearch | RandomSearch:
-    """The search named by ``config.strategy``: genetic (the paper) or random."""
+class CalibrationSearch(_GenerationalSearch):
+    """N distinct architectures spread over convolution counts (``space.stratified_sample``), the
+    same in every generation whatever the fitness: generation g trains each of them once more with
+    new seeds, so a run of T + 1 generations measures every architecture with T + 1 seeds. This is
+    how ``genetic-cnn calibrate`` asks whether a fidelity can rank architectures; ``config.init``
+    is ignored."""
+
+    def _initial_population(self) -> list[Genome]:
+        from genetic_cnn.space import stratified_sample
+
+        return stratified_sample(self.nodes, self.config.population, self._rng)
+
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        return list(self._population), None
+
+
+Search = GeneticSearch | RandomSearch | CalibrationSearch
+
+
+def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> Search:
+    """The search named by ``config.strategy``: genetic (the paper), random or calibration."""
     if config.strategy == "genetic":
         return GeneticSearch(config, nodes, seed)
     if config.strategy == "random":
         return RandomSearch(config, nodes, seed)
+    if config.strategy == "calibration":
+        return CalibrationSearch(config, nodes, seed)
     raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of {', '.join(STRATEGIES)}")
 
 

@@ -99,6 +99,23 @@ def export_onto_existing(tmp: Path) -> list[str]:
     return [str(a_finished_run(tmp)), "--out", str(write(tmp / "mine.csv", "my own numbers\n"))]
 
 
+CALIBRATION = ["--genomes", "3", "--seeds", "2", "--quiet"]
+
+
+def calibrate_with(*args: str) -> Setup:
+    return lambda tmp: ["--out", str(tmp / "calibration"), *set_args(TINY), *CALIBRATION, *args]
+
+
+def users_calibration_folder(tmp: Path) -> list[str]:
+    write(tmp / "mine" / "notes.txt", "mine")
+    return ["--out", str(tmp / "mine"), *set_args(TINY), *CALIBRATION]
+
+
+def other_calibration(tmp: Path) -> list[str]:
+    assert run_cli("calibrate", *calibrate_with()(tmp)).returncode == 0
+    return calibrate_with("--fidelity", "data.subset=300")(tmp)
+
+
 ROWS: list[tuple[str, str, Setup, str]] = [
     # (what, command, its arguments, a part of the one line expected)
     # genomes
@@ -163,6 +180,15 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("export onto an existing file", "export", export_onto_existing, "pass --force"),
     ("show onto an existing drawing", "show", lambda tmp: ["1-01|0-01-100-0111", "--out", str(write(tmp / "g.png", "mine"))], "pass --force"),
     ("the same run twice in a report", "report", lambda tmp: [str(a_finished_run(tmp))] * 2, "given twice"),
+    ("calibrate with one seed", "calibrate", calibrate_with("--seeds", "1"), "at least 2 seeds"),
+    ("calibrate one architecture", "calibrate", calibrate_with("--genomes", "1"), "at least 2 architectures"),
+    ("calibrate more architectures than the space has", "calibrate", calibrate_with("--genomes", "2000"), "has only 1812"),
+    ("calibrate a fidelity that is no override", "calibrate", calibrate_with("--fidelity", "data.subset"), "section.key=value"),
+    ("calibrate a fidelity that changes the search", "calibrate", calibrate_with("--fidelity", "evolution.population=8"), "not evolution.population"),
+    ("calibrate a fidelity of an unknown key", "calibrate", calibrate_with("--fidelity", "train.epochs=3"), "train.epochs is not a config key"),
+    ("calibrate an empty fidelity", "calibrate", calibrate_with("--fidelity", " ; "), "is empty"),
+    ("calibrate into a folder of the user's files", "calibrate", users_calibration_folder, "holds no calibration"),
+    ("calibrate other settings into a calibration", "calibrate", other_calibration, "holds a calibration with other settings"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,321 @@
+"""`genetic-cnn calibrate`: can a fidelity rank architectures, and what does one evaluation cost?
+
+Before hours go into a search, ``calibrate`` trains G distinct architectures (spread over
+convolution counts, ``space.stratified_sample``) S times each with new seeds at the config's
+fidelity, and reports:
+
+- seed sd: the pooled standard deviation of one architecture's accuracy over seeds (the noise of
+  one evaluation), in percentage points;
+- spread: the standard deviation of the architectures' mean accuracy (what selection ranks);
+- Kendall tau between seeds: how well one seed's ranking of the architectures predicts another's
+  (mean over pairs of seeds; 1 = the same order, 0 = unrelated). It is the most any fitness at this
+  fidelity can agree with the architectures' true order, and a search's selection works on it;
+- seconds per evaluation, and a verdict.
+
+With ``--fidelity`` given several times (each a ``;``-separated list of ``section.key=value``
+overrides, e.g. ``data.subset=8000;train.schedule=[[2, 0.001]]``) it measures each and draws tau
+against seconds per evaluation, so that the cheapest fidelity that ranks can be picked.
+
+Each fidelity is a run (``evolution.strategy = "calibration"``, N = G, T = S - 1) in
+``OUT/fidelity-<i>``: it resumes after any kill, uses any executor, and ``genetic-cnn report`` and
+``export`` read it. ``OUT/calibration.json``, ``calibration.md`` and ``calibration.png`` hold the
+comparison. Running the same command again continues; other settings into the same ``--out`` are
+refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from genetic_cnn.config import Config, load_config, parse_override
+from genetic_cnn.errors import UserError
+from genetic_cnn.files import plural
+from genetic_cnn.noise import PERCENT, measured, pooled_sd, spread
+from genetic_cnn.records import OK
+from genetic_cnn.store import DATABASE, RunStore
+
+REQUEST = "calibration-request.json"
+RESULTS = "calibration.json"
+SEPARATOR = ";"
+RANKS, WEAK = 0.5, 0.2
+"""Verdict thresholds on Kendall tau between seeds: at or above RANKS a fidelity ranks architectures;
+below WEAK a ranking is mostly noise."""
+
+
+@dataclass(frozen=True)
+class FidelityResult:
+    """What one fidelity measured; accuracies and standard deviations in percentage points."""
+
+    name: str
+    overrides: tuple[str, ...]
+    folder: str
+    architectures: int
+    seeds: int
+    evaluations: int
+    failed: int
+    mean_accuracy: float | None
+    seed_sd: float | None
+    spread: float | None
+    kendall_tau: float | None
+    tau_pairs: tuple[float, ...]
+    tau_error: float | None
+    seconds_per_evaluation: float | None
+    verdict: str
+
+
+def parse_fidelity(text: str) -> tuple[str, ...]:
+    """``"data.subset=8000; train.schedule=[[2, 0.001]]"`` -> its overrides, each checked for form."""
+    overrides = tuple(part.strip() for part in text.split(SEPARATOR) if part.strip())
+    if not overrides:
+        raise UserError(f"--fidelity {text!r} is empty; give section.key=value overrides separated by '{SEPARATOR}'")
+    for override in overrides:
+        parse_override(override)
+    return overrides
+
+
+def fidelity_config(base: Config, overrides: Sequence[str], genomes: int, seeds: int, folder: Path) -> Config:
+    """``base`` with one fidelity's overrides, as a calibration run of ``genomes`` architectures and ``seeds`` seeds."""
+    from genetic_cnn.config import config_from_dict
+
+    raw = base.to_dict()
+    for override in overrides:
+        section, key, value = parse_override(override)
+        if section not in raw or key not in raw[section]:
+            raise UserError(f"--fidelity {override}: {section}.{key} is not a config key")
+        if section == "evolution" or (section, key) == ("run", "out"):
+            raise UserError(f"--fidelity {override}: a fidelity sets how networks are trained and measured, not {section}.{key}")
+        raw[section][key] = value
+    raw["evolution"].update(strategy="calibration", population=genomes, generations=seeds - 1, identity="architecture",
+                            reevaluate="retrain")  # fmt: skip
+    raw["run"]["out"] = str(folder)
+    return config_from_dict(raw)
+
+
+def kendall_error(count: int) -> float | None:
+    """Standard error of Kendall tau between ``count`` pairs of unrelated values (its null distribution)."""
+    return math.sqrt(2 * (2 * count + 5) / (9 * count * (count - 1))) if count >= 2 else None
+
+
+def seed_taus(by_seed: Sequence[dict[str, float]]) -> tuple[float, ...]:
+    """Kendall tau-b between every two seeds, over the architectures both measured."""
+    from scipy.stats import kendalltau
+
+    taus = []
+    for first, second in itertools.combinations(by_seed, 2):
+        common = sorted(set(first) & set(second))
+        if len(common) >= 2:
+            tau = kendalltau([first[key] for key in common], [second[key] for key in common]).statistic
+            if math.isfinite(tau):  # all ties on one side: no order to compare
+                taus.append(float(tau))
+    return tuple(taus)
+
+
+def verdict(tau: float | None, error: float | None, seed_sd: float | None, spread_sd: float | None) -> str:
+    if tau is None or error is None:
+        return "not measured: needs two seeds that both measured two or more architectures"
+    agreement = f"seeds agree with tau {tau:.2f} (an unrelated pair of orders scatters by {error:.2f})"
+    noise = ""
+    if seed_sd is not None and spread_sd is not None:
+        noise = f"; seed sd {seed_sd:.2f} pp against a spread of {spread_sd:.2f} pp between architectures"
+    if tau >= RANKS and tau > 2 * error:
+        return f"ranks architectures: {agreement}{noise}"
+    if tau >= WEAK and tau > 2 * error:
+        return f"ranks weakly, selection will often follow noise: {agreement}{noise}"
+    if tau >= WEAK:
+        return f"undecided, too few architectures to tell tau from chance: {agreement}{noise}; measure more (--genomes)"
+    return (
+        f"cannot rank architectures, selection would follow noise: {agreement}{noise}; train on more images or for "
+        "more epochs, hold out a larger validation split, or use one-shot fitness"
+    )
+
+
+def measure_fidelity(folder: Path, name: str, overrides: Sequence[str]) -> FidelityResult:
+    """A fidelity's figures, from its run database."""
+    with RunStore.open(folder, readonly=True) as store:
+        config, evaluations = store.config, store.evaluations()
+    identity = config.evolution.identity
+    trained = [e for e in evaluations if e.trained]
+    by_seed = [
+        {key: values[0] for key, values in measured([e for e in trained if e.generation == g], identity).items()}
+        for g in range(config.evolution.generations + 1)
+    ]
+    groups = measured(trained, identity)
+    seed, _ = pooled_sd(groups)
+    means = [statistics.fmean(values) for values in groups.values()]
+    taus = seed_taus([seeds for seeds in by_seed if seeds])
+    tau = statistics.fmean(taus) if taus else None
+    error = kendall_error(min((len(seeds) for seeds in by_seed if seeds), default=0)) if taus else None
+    seed_pp = None if seed is None else PERCENT * seed
+    spread_sd = spread(means)
+    spread_pp = None if spread_sd is None else PERCENT * spread_sd
+    seconds = [e.seconds for e in trained if e.status == OK]
+    return FidelityResult(
+        name=name, overrides=tuple(overrides), folder=str(folder), architectures=len(groups),
+        seeds=config.evolution.generations + 1, evaluations=len(trained),
+        failed=sum(e.status != OK for e in trained), mean_accuracy=PERCENT * statistics.fmean(means) if means else None,
+        seed_sd=seed_pp, spread=spread_pp, kendall_tau=tau, tau_pairs=taus, tau_error=error,
+        seconds_per_evaluation=statistics.fmean(seconds) if seconds else None,
+        verdict=verdict(tau, error, seed_pp, spread_pp),
+    )  # fmt: skip
+
+
+def fidelity_name(overrides: Sequence[str]) -> str:
+    return "; ".join(overrides) if overrides else "the config as given"
+
+
+def calibrate(
+    config: Config,
+    out: str | Path,
+    genomes: int = 12,
+    seeds: int = 2,
+    fidelities: Sequence[Sequence[str]] = ((),),
+    progress: bool = True,
+) -> list[FidelityResult]:
+    """Measure each fidelity (one per list of overrides; ``((),)``: the config as it is) into ``out``.
+
+    Every fidelity is checked before anything is trained or written; a fidelity already measured
+    in ``out`` is read back, one left unfinished is resumed."""
+    from genetic_cnn.evolution import check_inputs, resume_run, start_run
+
+    if genomes < 2:
+        raise UserError(f"--genomes {genomes}: ranking needs at least 2 architectures")
+    if seeds < 2:
+        raise UserError(f"--seeds {seeds}: the noise of a seed needs at least 2 seeds per architecture")
+    out = Path(out)
+    fidelities = [tuple(overrides) for overrides in fidelities] or [()]
+    folders = [(out / f"fidelity-{index + 1}").resolve() for index in range(len(fidelities))]
+    configs = [fidelity_config(config, overrides, genomes, seeds, folder) for overrides, folder in zip(fidelities, folders)]
+    request = {"config": config.to_dict(), "genomes": genomes, "seeds": seeds, "fidelities": [list(f) for f in fidelities]}
+    _check_request(out, request)
+    for fidelity_config_ in configs:
+        check_inputs(fidelity_config_)  # every fidelity's data and preset, before any training
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REQUEST).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    results = []
+    for index, (overrides, folder, run_config) in enumerate(zip(fidelities, folders, configs)):
+        print(f"fidelity {index + 1}/{len(fidelities)}: {fidelity_name(overrides)} "
+              f"({plural(genomes, 'architecture')} x {plural(seeds, 'seed')}) -> {folder}", flush=True)  # fmt: skip
+        if not (folder / DATABASE).is_file():
+            start_run(run_config, progress=progress)
+        elif _status(folder) != "finished":
+            resume_run(folder, progress=progress)
+        results.append(measure_fidelity(folder, fidelity_name(overrides), overrides))
+        print(f"  {summary_line(results[-1])}", flush=True)
+    write_results(out, results)
+    return results
+
+
+def _status(folder: Path) -> str:
+    with RunStore.open(folder, readonly=True) as store:
+        return store.status
+
+
+def _check_request(out: Path, request: dict[str, Any]) -> None:
+    """``out`` is new, empty, or holds a calibration of exactly this request (which then continues)."""
+    path = out / REQUEST
+    if path.is_file():
+        if json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(request)):
+            raise UserError(
+                f"{out} holds a calibration with other settings (config, --genomes, --seeds or --fidelity); "
+                "repeat its command to continue it, or choose another --out"
+            )
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} exists and holds no calibration; choose a new or empty folder")
+
+
+def summary_line(result: FidelityResult) -> str:
+    seconds = "–" if result.seconds_per_evaluation is None else f"{result.seconds_per_evaluation:.1f} s"
+    return f"{seconds} per evaluation; {result.verdict}"
+
+
+def _points(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(results: Sequence[FidelityResult]) -> str:
+    lines = [
+        "# Calibration", "",
+        "Each fidelity trained the same architectures with several seeds. *Seed sd*: pooled standard deviation of "
+        "one architecture's validation accuracy over seeds; *spread*: standard deviation of the architectures' mean "
+        "accuracy; both in percentage points. *tau*: Kendall tau between the seeds' rankings (mean over pairs of "
+        "seeds), with the standard error of tau between unrelated orders beside it: a tau within about twice that "
+        "error of 0 is no agreement.", "",
+        "| fidelity | architectures | seeds | s / evaluation | mean accuracy | seed sd | spread | tau | ± | failed | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.architectures} | {r.seeds} | {_points(r.seconds_per_evaluation, 1)} | "
+            f"{_points(r.mean_accuracy)}% | {_points(r.seed_sd)} | {_points(r.spread)} | {_points(r.kendall_tau)} | "
+            f"{_points(r.tau_error)} | {r.failed} | {r.verdict.split(':')[0]} |"
+        )
+    lines += ["", "![tau against seconds per evaluation](calibration.png)", ""]
+    lines += [f"- **{r.name}** ({r.folder}): {r.verdict}" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, results: Sequence[FidelityResult]) -> None:
+    from genetic_cnn.plots import plot_calibration
+
+    payload = {"written": datetime.now().isoformat(timespec="seconds"), "fidelities": [asdict(r) for r in results]}
+    (out / RESULTS).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (out / "calibration.md").write_text(markdown(results), encoding="utf-8")
+    points = [(r.name, r.seconds_per_evaluation, r.kendall_tau, r.tau_error or 0.0) for r in results]
+    plot_calibration(points, RANKS, WEAK, out / "calibration.png")
+
+
+def load_results(out: str | Path) -> list[FidelityResult]:
+    """The fidelities of a finished calibration, as ``calibrate`` returned them."""
+    payload = json.loads((Path(out) / RESULTS).read_text(encoding="utf-8"))
+    return [FidelityResult(**{**r, "overrides": tuple(r["overrides"]), "tau_pairs": tuple(r["tau_pairs"])})
+            for r in payload["fidelities"]]  # fmt: skip
+
+
+# ---------------------------------------------------------------------- CLI
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    fidelities = [parse_fidelity(text) for text in args.fidelity] or [()]
+    out = args.out or Path("runs") / f"calibrate-{config.data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    results = calibrate(config, out, args.genomes, args.seeds, fidelities, progress=not args.quiet)
+    best = [r for r in results if r.kendall_tau is not None and r.verdict.startswith("ranks architectures")]
+    if len(results) > 1 and best:
+        cheapest = min(best, key=lambda r: r.seconds_per_evaluation or math.inf)
+        print(f"cheapest fidelity that ranks: {cheapest.name} ({cheapest.seconds_per_evaluation:.1f} s per evaluation)")
+    elif len(results) > 1:
+        print("no fidelity measured here ranks architectures (tau >= 0.5)")
+    print(f"results: {Path(out) / 'calibration.md'}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="measure whether a fidelity can rank architectures: seed noise, spread, Kendall tau, cost",
+        description="Train G architectures S times each at the config's fidelity (or at each --fidelity) and "
+        "report the seed standard deviation, the spread between architectures, Kendall tau between seeds, the "
+        "seconds per evaluation and a verdict. Resumable: repeat the command to continue.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML config (default: the built-in defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    parser.add_argument("--genomes", type=int, default=12, help="distinct architectures, spread over convolution counts (default 12)")
+    parser.add_argument("--seeds", type=int, default=2, help="trainings of each architecture (default 2)")
+    parser.add_argument(
+        "--fidelity", action="append", default=[], metavar="OVERRIDES",
+        help=f"a fidelity to measure, as '{SEPARATOR}'-separated overrides, e.g. "
+        "'data.subset=8000;train.schedule=[[2, 0.001]]' (repeatable; default: the config as given)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, help="folder (default runs/calibrate-<dataset>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=cmd_calibrate)
+    return parser
+
