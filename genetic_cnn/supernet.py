@@ -14,6 +14,7 @@ so the head almost never learns to read an empty stage's input convolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,9 +72,22 @@ class SuperNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         genome = self.sample() if self.training and self.sample_paths else self.path
-        for blocks, (order, inputs) in zip(self.stages, self.plans(genome)):
+        return self.classifier(self.run_stages(genome, x))
+
+    def run_stages(self, genome: Genome, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Stages ``start`` .. ``stop`` - 1 of ``genome``'s path, each followed by the pooling."""
+        plans = self.plans(genome)
+        for index in range(start, len(plans) if stop is None else stop):
+            order, inputs = plans[index]
+            blocks = self.stages[index]
             x = self.pool(run_stage([blocks[node] for node in order], inputs, x))
-        return self.classifier(x)
+        return x
+
+    def batch_norms(self, genome: Genome, start: int = 0, stop: int | None = None) -> list[nn.BatchNorm2d]:
+        """The batch norms of stages ``start`` .. ``stop`` - 1 of ``genome``'s path (the head has none)."""
+        plans = self.plans(genome)[start:stop]
+        blocks = [self.stages[start + index][node] for index, (order, _) in enumerate(plans) for node in order]
+        return [module for block in blocks for module in block.modules() if isinstance(module, nn.BatchNorm2d)]
 
     def plans(self, genome: Genome) -> list[StagePlan]:
         """Each stage's computing order with the supernet's node labels (0 input, K+1 output)."""
@@ -115,14 +129,22 @@ def recalibrate_batch_norm(model: SuperNet, genome: Genome, images: torch.Tensor
     standalone network would have. Only the batch norms run in training mode, so dropout is off.
     """
     model.use(genome).eval()
-    norms = [module for block in model.path_modules(genome) for module in block.modules() if isinstance(module, nn.BatchNorm2d)]
+    recalibrated(model.batch_norms(genome), model, images, batch_size)
+
+
+def recalibrated(
+    norms: list[nn.BatchNorm2d], compute: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    """Reset ``norms``' running statistics and recompute them while ``compute`` runs over ``images`` in
+    batches; returns what ``compute`` gave, batches concatenated. The norms normalize each batch with
+    its own statistics meanwhile (training mode), then return to eval mode."""
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
         norm.train()
     with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            model(images[start : start + batch_size])
+        outputs = torch.cat([compute(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
     for norm in norms:
         norm.eval()
+    return outputs
 

@@ -244,3 +244,33 @@ def test_kill_9_during_supernet_training_then_resume_gives_the_uninterrupted_his
     b = torch.load(folder / SUPERNET_FOLDER / WEIGHTS, weights_only=False)
     assert all(torch.equal(a[name], b[name]) for name in a if isinstance(a[name], torch.Tensor))
     assert supernet_training(load_run_config(folder))["epochs"] == 6
+
+
+def test_measuring_with_cached_first_stages_is_measuring_the_whole_path(tmp_path: Path) -> None:
+    """The evaluator keeps first-stage outputs per first-stage string; whatever order architectures
+    come in, each is measured exactly as recalibrating and evaluating its whole path would."""
+    from genetic_cnn.data import load_datasets
+    from genetic_cnn.oneshot import OneShotEvaluator
+    from genetic_cnn.supernet import recalibrate_batch_norm
+    from genetic_cnn.train import evaluate_model
+
+    config = load_config(None, ONE_SHOT + [f"run.out={str(tmp_path)!r}", "train.eval_batch_size=50"])
+    datasets = load_datasets(config.data, seed=config.run.seed)
+    preset = config.preset().for_input(datasets.input_shape, datasets.num_classes)
+    torch.manual_seed(0)
+    trained = SuperNet(preset, sampling_seed=0)
+    for norm in trained.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):  # weights as far from the defaults as training would take them
+            torch.nn.init.normal_(norm.weight, 1.0, 0.3)
+            torch.nn.init.normal_(norm.bias, 0.0, 0.3)
+    (tmp_path / SUPERNET_FOLDER).mkdir()
+    torch.save(trained.state_dict(), tmp_path / SUPERNET_FOLDER / WEIGHTS)
+    evaluator = OneShotEvaluator(config, datasets, torch.device("cpu"))
+    genomes = genomes_of(preset.nodes, 10, seed=3)
+    genomes = genomes + genomes[::-1]  # first stages come back after others overwrote the shared batch norms
+    assert len({genome.stages[0] for genome in genomes}) >= 4
+    for genome in genomes:
+        reference = evaluator.supernet
+        recalibrate_batch_norm(reference, genome, evaluator.calibration, 50)
+        expected = evaluate_model(reference, evaluator.validation, 50, "cpu", channels_last=False)
+        assert evaluator.measure(genome) == expected
