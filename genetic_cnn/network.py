@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import networkx as nx
 import torch
@@ -64,7 +65,7 @@ class Stage(nn.Module):
         self.nodes = nn.ModuleList(node_block(graph, node, in_channels, channels, preset) for node in order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_stage(self.nodes, self.inputs, x)
+        return run_stage(cast(Sequence[nn.Module], self.nodes), self.inputs, x)
 
 
 def classifier_head(in_channels: int, preset: NetworkPreset) -> nn.Sequential:

@@ -171,7 +171,8 @@ class OneShotEvaluator:
         calibration = _calibration_split(self.datasets.train, self.config.evaluation.calibration_images, self.config.run.seed)
         self.calibration = _on_device(calibration, self.device).images
         if self.config.run.channels_last:
-            self.validation = Split(*use_channels_last(self.supernet, self.validation.images), self.validation.labels)
+            (images,) = use_channels_last(self.supernet, self.validation.images)
+            self.validation = Split(images, self.validation.labels)
             (self.calibration,) = use_channels_last(self.supernet, self.calibration)
         self.cache = FitnessCache(folder / FITNESS_DB)
         self.first_stages = FirstStageCache(self.supernet, self.calibration, self.validation.images,

@@ -15,7 +15,7 @@ so the head almost never learns to read an empty stage's input convolution.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -79,14 +79,14 @@ class SuperNet(nn.Module):
         plans = self.plans(genome)
         for index in range(start, len(plans) if stop is None else stop):
             order, inputs = plans[index]
-            blocks = self.stages[index]
+            blocks = self._blocks(index)
             x = self.pool(run_stage([blocks[node] for node in order], inputs, x))
         return x
 
     def batch_norms(self, genome: Genome, start: int = 0, stop: int | None = None) -> list[nn.BatchNorm2d]:
         """The batch norms of stages ``start`` .. ``stop`` - 1 of ``genome``'s path (the head has none)."""
         plans = self.plans(genome)[start:stop]
-        blocks = [self.stages[start + index][node] for index, (order, _) in enumerate(plans) for node in order]
+        blocks = [self._blocks(start + index)[node] for index, (order, _) in enumerate(plans) for node in order]
         return [module for block in blocks for module in block.modules() if isinstance(module, nn.BatchNorm2d)]
 
     def plans(self, genome: Genome) -> list[StagePlan]:
@@ -99,18 +99,22 @@ class SuperNet(nn.Module):
     def path_modules(self, genome: Genome) -> list[nn.Module]:
         """The blocks ``genome`` uses, stage by stage, and the head."""
         used: list[nn.Module] = []
-        for blocks, (order, _) in zip(self.stages, self.plans(genome)):
-            used += [blocks[node] for node in order]
+        for index, (order, _) in enumerate(self.plans(genome)):
+            used += [self._blocks(index)[node] for node in order]
         return [*used, self.classifier]
+
+    def _blocks(self, stage: int) -> nn.ModuleList:
+        """The blocks of stage ``stage``, by node label."""
+        return cast(nn.ModuleList, self.stages[stage])
 
     def extract(self, genome: Genome | str) -> GeneticCNN:
         """``genome``'s standalone network carrying the supernet's weights for its path."""
         genome = Genome.from_string(genome, nodes=self.preset.nodes) if isinstance(genome, str) else genome
         network = build_network(genome, self.preset)
         stages = [module for module in network.features if hasattr(module, "nodes")]
-        for stage, blocks, (order, _) in zip(stages, self.stages, self.plans(genome)):
-            for target, node in zip(stage.nodes, order):
-                target.load_state_dict(blocks[node].state_dict())
+        for index, (stage, (order, _)) in enumerate(zip(stages, self.plans(genome))):
+            for target, node in zip(cast(nn.ModuleList, stage.nodes), order):
+                target.load_state_dict(self._blocks(index)[node].state_dict())
         network.classifier.load_state_dict(self.classifier.state_dict())
         return network
 

@@ -105,7 +105,8 @@ def spawning_is_safe() -> bool:
 
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if path is None or getattr(main, "__spec__", None) is not None and str(main.__spec__.name).startswith("genetic_cnn"):
+    spec = getattr(main, "__spec__", None)
+    if path is None or spec is not None and str(spec.name).startswith("genetic_cnn"):
         return True
     try:
         source = open(path, encoding="utf-8").read()
