@@ -15,7 +15,7 @@ Order of random draws in ``next_generation`` (fixed; changing it changes every s
    (mutated when it is < p_M); for a mutated slot, one ``rng.random(L)`` (bit j flips when its
    draw is < q_M).
 
-``initialize`` draws the N genomes one after another, L bits each (``Genome.random``).
+``initialize`` draws the N genomes one after another, L bits each (as ``Genome.random``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from genetic_cnn.config import INIT_MODES, EvolutionConfig
-from genetic_cnn.genome import Genome
+from genetic_cnn.genome import Genome, bits_per_stage
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class GenerationLog:
 def initialize(nodes: Sequence[int], size: int, rng: np.random.Generator, mode: str = "random") -> list[Genome]:
     """Algorithm 1, step 1: N individuals, every bit from Bernoulli(0.5) ("random") or all zeros ("zeros")."""
     if mode == "random":
-        return [Genome.random(nodes, rng) for _ in range(size)]
+        total = sum(bits_per_stage(count) for count in nodes)
+        # Genome.random's draws, with the validated genomes shared as in ``mutate``
+        return [_genome_of(tuple(rng.integers(0, 2, size=total).tolist()), tuple(nodes)) for _ in range(size)]
     if mode == "zeros":
         return [Genome.zeros(nodes)] * size
     raise ValueError(f"initialization mode {mode!r} is not one of {', '.join(INIT_MODES)}")
