@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # Modules that add their own subcommand with ``add_parser(subparsers)``; imported cheaply (no torch).
-FEATURE_COMMANDS = ("genetic_cnn.report", "genetic_cnn.calibrate", "genetic_cnn.final", "genetic_cnn.lr_find")
+FEATURE_COMMANDS = ("genetic_cnn.report", "genetic_cnn.calibrate", "genetic_cnn.tabulate", "genetic_cnn.final",
+                    "genetic_cnn.lr_find")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 
 # The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
-STRATEGIES = ("genetic", "random", "calibration")
+STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation")
+SELECTIONS = ("roulette", "tournament")
 INIT_MODES = ("random", "zeros")
 IDENTITIES = ("string", "architecture")
 REEVALUATIONS = ("retrain", "reuse")
@@ -31,6 +32,7 @@ EXECUTORS = ("auto", "serial", "processes", "ray")
 FITNESS_METHODS: dict[str, str] = {
     "standalone": "genetic_cnn.evaluate",
     "one-shot": "genetic_cnn.oneshot",
+    "table": "genetic_cnn.table_fitness",
 }
 """``evaluation.method`` -> the module that implements it (``genetic_cnn.fitness`` says what a module provides)."""
 METHODS = tuple(FITNESS_METHODS)
@@ -88,8 +90,15 @@ class EvolutionConfig:
     q_C follow the preset (``PRESET_EVOLUTION_DEFAULTS``: CIFAR-10's 0.05 and 0.2) unless set."""
 
     strategy: str = "genetic"
-    """genetic (the paper) | random (uniform genomes at the same budget) | calibration (the same N
-    architectures, spread over convolution counts, retrained every generation: ``genetic-cnn calibrate``)."""
+    """genetic (the paper) | random (uniform genomes at the same budget) | regularized (aging evolution,
+    Real et al. 2019: tournament of ``sample_size``, the winner's mutated copy replaces the oldest) |
+    calibration (the same N architectures, spread over convolution counts, retrained every generation:
+    ``genetic-cnn calibrate``) | tabulation (every architecture of the space once: ``genetic-cnn tabulate``)."""
+    selection: str = "roulette"
+    """Genetic strategy: roulette (the paper, P proportional to r_n - r_min) | tournament (each parent the
+    fittest of ``sample_size`` individuals drawn uniformly with replacement)."""
+    sample_size: int = 5
+    """Tournament size of regularized evolution and of tournament selection (Real et al.: S)."""
     population: int = 20
     generations: int = 50
     p_crossover: float = 0.2
@@ -133,7 +142,8 @@ class EvaluationConfig:
 
     method: str = "standalone"
     """standalone (the paper: every evaluation trains the network from scratch) | one-shot (the
-    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.oneshot``)."""
+    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.oneshot``) |
+    table (one of the architecture's measured seeds, read from ``table``; ``genetic_cnn.table_fitness``)."""
     supernet_schedule: tuple[tuple[int, float], ...] = SUPERNET_SCHEDULE
     """One-shot: [[epochs, learning_rate], ...] of the supernet's training, with ``train``'s optimizer,
     scheduler and batch size; the default follows the preset (``PRESET_EVALUATION_DEFAULTS``)."""
@@ -142,6 +152,9 @@ class EvaluationConfig:
     one-shot) | balanced (each stage's convolution count uniform, then a string with that count)."""
     calibration_images: int = 2000
     """One-shot: training images on which a path's batch-norm statistics are recomputed before it is measured."""
+    table: str = ""
+    """Table: the name of a table shipped with the package (``digits-standalone``, ``mnist-oneshot``) or the
+    path of a table file written by ``genetic-cnn tabulate``; fitness is read from it instead of training."""
 
 
 @dataclass(frozen=True)
@@ -395,6 +408,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"evolution.generations = {evolution.generations} must be 0 or more")
     for key in ("p_crossover", "q_crossover", "p_mutation", "q_mutation"):
         _probability(f"evolution.{key}", getattr(evolution, key))
+    _choice("evolution.selection", evolution.selection, SELECTIONS)
+    if evolution.sample_size < 1:
+        raise ConfigError(f"evolution.sample_size = {evolution.sample_size} must be at least 1")
     _choice("evolution.init", evolution.init, INIT_MODES)
     _choice("evolution.identity", evolution.identity, IDENTITIES)
     _choice("evolution.reevaluate", evolution.reevaluate, REEVALUATIONS)
@@ -422,6 +438,11 @@ def validate(config: Config) -> None:
         )
     if config.evaluation.calibration_images < 1:
         raise ConfigError(f"evaluation.calibration_images = {config.evaluation.calibration_images} must be at least 1")
+    if config.evaluation.method == "table" and not config.evaluation.table.strip():
+        raise ConfigError(
+            "evaluation.method = table needs evaluation.table: a shipped table's name (e.g. digits-standalone) "
+            "or the path of a table file written by genetic-cnn tabulate"
+        )
     if run.seed < 0:
         raise ConfigError(f"run.seed = {run.seed} must be 0 or more")
     if not (run.device in ("auto", "cpu", "cuda") or run.device.startswith("cuda:")):

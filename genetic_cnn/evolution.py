@@ -20,12 +20,11 @@ from typing import Any
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
-from genetic_cnn.fitness import prepare_fitness
+from genetic_cnn.fitness import check_fitness_inputs, prepare_fitness
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.progress import warn
 from genetic_cnn.progress import write as print_line
 from genetic_cnn.records import OK, REUSED, EvaluationResult, EvaluationTask
 from genetic_cnn.report import write_summary
@@ -34,6 +33,8 @@ from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreE
 from genetic_cnn.summary import GenerationSummary
 
 Echo = Callable[[str], None]
+OnResult = Callable[[EvaluationResult], None]
+"""Called with every evaluation result as it is committed (``genetic-cnn tabulate``'s progress over many runs)."""
 
 
 def environment() -> dict[str, Any]:
@@ -173,8 +174,12 @@ class RunRecorder:
 class Evolution:
     """Drives one run folder to completion: ask, evaluate, tell, record (the paper's Algorithm 1)."""
 
-    def __init__(self, store: RunStore, executor: Executor, progress: bool = True, echo: Echo | None = None) -> None:
+    def __init__(
+        self, store: RunStore, executor: Executor, progress: bool = True, echo: Echo | None = None,
+        on_result: OnResult | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
+        self.on_result = on_result
         self.config = store.config
         self.executor = executor
         self.progress = progress
@@ -211,6 +216,8 @@ class Evolution:
         for result in self.executor.run(plan.tasks):
             recorder.evaluation(result)
             results[result.slot] = result
+            if self.on_result is not None:
+                self.on_result(result)
         for slot in sorted(results):
             if results[slot].status == OK:  # failed and diverged evaluations measure nothing
                 ledger.record(population[slot], results[slot].accuracy)
@@ -242,8 +249,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def start_run(
-    config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None
-) -> Path:
+    config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None,
+    on_result: OnResult | None = None,
+) -> Path:  # fmt: skip
     """Create a run folder for ``config`` and evolve to the end; returns the folder.
 
     Everything that can be checked is checked before anything is written: the folder (new, empty,
@@ -257,7 +265,7 @@ def start_run(
     store = RunStore.create(folder, config, environment())
     (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
     try:
-        return _drive(store, progress, echo, checked=True)
+        return _drive(store, progress, echo, checked=True, on_result=on_result)
     except UserError:
         if not load_run_evaluations_exist(folder):
             _remove_empty_run(folder, remove_folder=not existed)  # bad input: leave no half-made run behind
@@ -268,13 +276,17 @@ CONFIG_FILE = "config.toml"
 
 
 def settled(config: Config, folder: Path) -> Config:
-    """``config`` as the run records it: its folder in ``run.out`` and a relative ``data.root``
-    resolved, so that the run can be resumed from any directory."""
+    """``config`` as the run records it: its folder in ``run.out``, and a relative ``data.root`` and
+    ``evaluation.table`` file resolved, so that the run can be resumed from any directory."""
     return replace(_with_resolved_root(config), run=replace(config.run, out=str(folder.resolve())))
 
 
 def _with_resolved_root(config: Config) -> Config:
-    return replace(config, data=replace(config.data, root=str(Path(config.data.root).expanduser().resolve())))
+    config = replace(config, data=replace(config.data, root=str(Path(config.data.root).expanduser().resolve())))
+    table = Path(config.evaluation.table).expanduser()
+    if config.evaluation.table and table.is_file():  # a table file, not a shipped table's name
+        config = replace(config, evaluation=replace(config.evaluation, table=str(table.resolve())))
+    return config
 
 
 def check_new_folder(folder: Path) -> None:
@@ -306,8 +318,9 @@ def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
 
 
 def resume_run(
-    folder: str | Path, progress: bool = True, echo: Echo | None = None, overrides: Sequence[str] = ()
-) -> Path:
+    folder: str | Path, progress: bool = True, echo: Echo | None = None, overrides: Sequence[str] = (),
+    on_result: OnResult | None = None,
+) -> Path:  # fmt: skip
     """Continue a stopped run where it stopped; completed evaluations are not trained again.
 
     ``overrides`` (``run.executor=processes``, ...) may change the keys in ``RESUMABLE_KEYS``; the
@@ -325,7 +338,7 @@ def resume_run(
     except BaseException:
         store.close()
         raise
-    return _drive(store, progress, echo)
+    return _drive(store, progress, echo, on_result=on_result)
 
 
 def resumed_config(config: Config, overrides: Sequence[str]) -> Config:
@@ -375,28 +388,29 @@ def check_inputs(config: Config) -> None:
     """Fail on a bad device, missing dataset files or a preset that cannot take the data's images,
     now, before any folder is made, progress bar shown or network trained; warn on a preset much
     smaller than the data."""
-    from genetic_cnn.data import load_datasets
     from genetic_cnn.device import resolve_device
-    from genetic_cnn.presets import fit_to_data, size_warning
 
     resolve_device(config.run.device)
-    if config.evolution.strategy == "calibration":
+    if config.evolution.strategy in ("calibration", "tabulation"):
         from genetic_cnn.space import architectures
 
         count = len(architectures(config.preset().nodes))
-        if config.evolution.population > count:
+        if config.evolution.strategy == "calibration" and config.evolution.population > count:
             raise UserError(
                 f"evolution.population = {config.evolution.population} distinct architectures asked for calibration, "
                 f"but the space of nodes {list(config.preset().nodes)} has only {count}; ask for at most {count}"
             )
-    datasets = load_datasets(config.data, seed=config.run.seed)
-    fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
-    warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
-    if warning:
-        warn(warning)
+        if config.evolution.strategy == "tabulation" and config.evolution.population != count:
+            raise UserError(
+                f"evolution.population = {config.evolution.population}: a tabulation evaluates every architecture, "
+                f"and the space of nodes {list(config.preset().nodes)} has {count}; use genetic-cnn tabulate"
+            )
+    check_fitness_inputs(config)  # e.g. the dataset loads and fits the preset, or the table is of this space
 
 
-def _drive(store: RunStore, progress: bool, echo: Echo | None, checked: bool = False) -> Path:
+def _drive(
+    store: RunStore, progress: bool, echo: Echo | None, checked: bool = False, on_result: OnResult | None = None
+) -> Path:
     try:
         if store.status != "finished" and not checked:
             check_inputs(store.config)
@@ -406,7 +420,7 @@ def _drive(store: RunStore, progress: bool, echo: Echo | None, checked: bool = F
         prepare_fitness(store.config, progress, echo or print_line)  # e.g. the one-shot supernet, trained once
         executor = make_executor(chosen, progress=progress)
         try:
-            Evolution(store, executor, progress, echo).run()
+            Evolution(store, executor, progress, echo, on_result).run()
         finally:
             executor.close()
     except KeyboardInterrupt:

@@ -2,6 +2,10 @@
 
 A method is a module with two functions, and one line in ``config.FITNESS_METHODS``:
 
+- optionally ``check(config)``: refuse inputs that cannot be used, before any folder is written
+  (default: the dataset loads and the preset can take its images);
+- optionally ``IN_PROCESS = True``: evaluations are so cheap (a table lookup) that ``run.executor =
+  "auto"`` evaluates in the main process instead of starting workers;
 - ``prepare(config, progress, echo)``: work done once per run in the main process before any
   evaluation (the one-shot supernet's training); it must resume after a kill and be a no-op once done.
 - ``make_evaluator(config, device, progress, datasets)``: an object whose ``evaluate(task)`` returns
@@ -31,6 +35,29 @@ class FitnessEvaluator(Protocol):
 
 def _method(config: Config):  # noqa: ANN202 - a module
     return importlib.import_module(FITNESS_METHODS[config.evaluation.method])
+
+
+def check_fitness_inputs(config: Config) -> None:
+    """The method's ``check``, or by default: the dataset loads and the preset can take its images
+    (a warning for a preset much smaller than the data)."""
+    check = getattr(_method(config), "check", None)
+    if check is not None:
+        check(config)
+        return
+    from genetic_cnn.data import load_datasets
+    from genetic_cnn.presets import fit_to_data, size_warning
+    from genetic_cnn.progress import warn
+
+    datasets = load_datasets(config.data, seed=config.run.seed)
+    fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
+    warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
+    if warning:
+        warn(warning)
+
+
+def evaluates_in_process(config: Config) -> bool:
+    """Whether the method's evaluations are too cheap to be worth a worker process."""
+    return bool(getattr(_method(config), "IN_PROCESS", False))
 
 
 def prepare_fitness(config: Config, progress: bool = False, echo: Callable[[str], None] | None = None) -> None:

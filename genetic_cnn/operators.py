@@ -5,7 +5,9 @@ random state, so a run is reproducible from its seed.
 
 Order of random draws in ``next_generation`` (fixed; changing it changes every seeded run):
 
-1. Selection: one ``rng.random(N)``, mapped through the cumulative roulette weights.
+1. Selection: roulette (the paper): one ``rng.random(N)``, mapped through the cumulative roulette
+   weights; tournament (``config.selection``): one ``rng.integers(0, N, (N, S))``, row i the contestants
+   of slot i.
 2. Crossover, for each pair (slots 2n-1, 2n), n = 1 ... floor(N/2), in order: one ``rng.random()``
    (the pair is crossed when it is < p_C); for a crossed pair, one ``rng.random(S)`` (stage s is
    swapped when its draw is < q_C).
@@ -13,19 +15,20 @@ Order of random draws in ``next_generation`` (fixed; changing it changes every s
    (mutated when it is < p_M); for a mutated slot, one ``rng.random(L)`` (bit j flips when its
    draw is < q_M).
 
-``initialize`` draws the N genomes one after another, L bits each (``Genome.random``).
+``initialize`` draws the N genomes one after another, L bits each (as ``Genome.random``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from genetic_cnn.config import INIT_MODES, EvolutionConfig
-from genetic_cnn.genome import Genome
+from genetic_cnn.genome import Genome, bits_per_stage
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class GenerationLog:
 def initialize(nodes: Sequence[int], size: int, rng: np.random.Generator, mode: str = "random") -> list[Genome]:
     """Algorithm 1, step 1: N individuals, every bit from Bernoulli(0.5) ("random") or all zeros ("zeros")."""
     if mode == "random":
-        return [Genome.random(nodes, rng) for _ in range(size)]
+        total = sum(bits_per_stage(count) for count in nodes)
+        # Genome.random's draws, with the validated genomes shared as in ``mutate``
+        return [_genome_of(tuple(rng.integers(0, 2, size=total).tolist()), tuple(nodes)) for _ in range(size)]
     if mode == "zeros":
         return [Genome.zeros(nodes)] * size
     raise ValueError(f"initialization mode {mode!r} is not one of {', '.join(INIT_MODES)}")
@@ -75,6 +80,20 @@ def roulette_select(fitness: Sequence[float], size: int, rng: np.random.Generato
     return np.minimum(picks, np.flatnonzero(weights)[-1]).tolist()  # guards u * total rounding up to total
 
 
+def tournament_select(fitness: Sequence[float], size: int, sample_size: int, rng: np.random.Generator) -> list[int]:
+    """``size`` tournaments: each draws ``sample_size`` individuals uniformly with replacement and keeps the fittest
+    (the first drawn among equals). Non-finite fitness (NaN, a failed individual) loses to any finite one."""
+    values = np.asarray(fitness, dtype=float)
+    if values.size == 0:
+        raise ValueError("tournament selection needs at least one fitness value")
+    if sample_size < 1:
+        raise ValueError(f"a tournament needs at least one contestant, got sample_size = {sample_size}")
+    ranked = np.where(np.isfinite(values), values, -np.inf)
+    contestants = rng.integers(0, len(values), size=(size, sample_size))
+    winners = contestants[np.arange(size), np.argmax(ranked[contestants], axis=1)]
+    return winners.tolist()
+
+
 def crossover(a: Genome, b: Genome, q: float, rng: np.random.Generator) -> tuple[Genome, Genome]:
     """Swap each pair of corresponding stages independently with probability q_C (the stage is the unit)."""
     if a.nodes != b.nodes:
@@ -88,17 +107,30 @@ def crossover(a: Genome, b: Genome, q: float, rng: np.random.Generator) -> tuple
 def mutate(g: Genome, q: float, rng: np.random.Generator) -> Genome:
     """Flip each bit independently with probability q_M."""
     flips = rng.random(len(g)) < q
-    return Genome.from_bits((np.asarray(g.bits) ^ flips).tolist(), g.nodes)
+    if not flips.any():
+        return g
+    return _genome_of(tuple((np.asarray(g.bits) ^ flips).tolist()), g.nodes)
+
+
+@lru_cache(maxsize=1 << 16)
+def _genome_of(bits: tuple[int, ...], nodes: tuple[int, ...]) -> Genome:
+    """A genome is a value, so equal bits can share one validated instance: a search on a table
+    (``experiments/compare_strategies.py``) spends most of its time building genomes otherwise."""
+    return Genome.from_bits(bits, nodes)
 
 
 def next_generation(
     population: Sequence[Genome], fitness: Sequence[float], config: EvolutionConfig, rng: np.random.Generator
 ) -> tuple[list[Genome], GenerationLog]:
-    """Algorithm 1, one step t: selection, crossover, mutation (draw order in the module docstring)."""
+    """Algorithm 1, one step t: selection (``config.selection``: the paper's roulette, or tournaments of
+    ``config.sample_size``), crossover, mutation (draw order in the module docstring)."""
     size = len(population)
     if len(fitness) != size:
         raise ValueError(f"{len(fitness)} fitness values given for {size} individuals")
-    parents = roulette_select(fitness, size, rng)
+    if config.selection == "tournament":
+        parents = tournament_select(fitness, size, config.sample_size, rng)
+    else:
+        parents = roulette_select(fitness, size, rng)
     offspring = [population[index] for index in parents]
     crossed = [False] * size
     for i in range(0, size - 1, 2):  # pairs (M_2n-1, M_2n), n = 1 ... floor(N/2)

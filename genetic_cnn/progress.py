@@ -25,7 +25,7 @@ class PlainProgress:
 
     def __init__(self, total: int | None = None, initial: int = 0, desc: str = "", unit: str = "it", leave: bool = True,
                  disable: bool = False, **_: Any) -> None:  # fmt: skip
-        self.total, self.n, self.desc, self.unit = total, initial, desc, unit
+        self.total, self.n, self.initial, self.desc, self.unit = total, initial, initial, desc, unit
         self.silent = disable or not leave
         self.started = self.last = time.monotonic()
         self.postfix = ""
@@ -50,7 +50,20 @@ class PlainProgress:
         self.last = time.monotonic()
         of = f"/{self.total}" if self.total is not None else ""
         extra = f", {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {self.n}{of} {self.unit} ({self.last - self.started:.0f} s{extra})", file=sys.stderr, flush=True)
+        elapsed = self.last - self.started
+        done_here = self.n - self.initial  # what this process did: a resumed bar's initial count took no time here
+        if self.total is not None and 0 < done_here and self.n < self.total:
+            extra += f", about {_duration(elapsed / done_here * (self.total - self.n))} left"
+        print(f"{self.desc}: {self.n}{of} {self.unit} ({elapsed:.0f} s{extra})", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: an estimate, so no more digits than it deserves."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def bar(**kwargs: Any) -> Any:

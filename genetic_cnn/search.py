@@ -3,8 +3,9 @@
 The search proposes genomes (``ask``), someone else trains them, and the fitness comes back
 (``tell``), one value per individual in order; an individual without a fitness (every evaluation
 failed) comes back as NaN, never as an exception. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
-baseline at the same budget N(T+1), ``CalibrationSearch`` the same architectures every generation
-(``genetic-cnn calibrate``). No torch here.
+baseline at the same budget N(T+1), ``RegularizedSearch`` aging evolution (Real et al. 2019) at the
+same budget, ``CalibrationSearch`` the same architectures every generation (``genetic-cnn calibrate``),
+``TabulationSearch`` every architecture of the space once (``genetic-cnn tabulate``). No torch here.
 
 Seeds: the search draws from ``default_rng(SeedSequence(seed))``; evaluation (generation, slot)
 trains with ``evaluation_seed(seed, generation, slot)``, from ``SeedSequence(seed, spawn_key=
@@ -15,6 +16,7 @@ A run is replayed (e.g. to resume) by asking and telling the recorded fitness ag
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
@@ -24,7 +26,7 @@ import numpy as np
 from genetic_cnn.config import IDENTITIES, STRATEGIES, EvolutionConfig
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
-from genetic_cnn.operators import GenerationLog, initialize, next_generation
+from genetic_cnn.operators import GenerationLog, initialize, mutate, next_generation
 
 
 def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
@@ -130,17 +132,78 @@ class CalibrationSearch(_GenerationalSearch):
         return list(self._population), None
 
 
-Search = GeneticSearch | RandomSearch | CalibrationSearch
+class RegularizedSearch(_GenerationalSearch):
+    """Aging evolution (Real et al. 2019, "Regularized evolution"), mapped onto generations of N.
+
+    The population is a queue of the N most recent individuals with the fitness they were told.
+    Generation 0 is N random genomes (``config.init``, as the genetic search's: the same with the same
+    seed). Every later generation is N children bred one at a time from the queue as it stands: each
+    child is a copy of the fittest of ``config.sample_size`` individuals drawn uniformly with
+    replacement, mutated (each bit flips with probability q_M; no bit flips, with probability
+    (1 - q_M)^L, and the child is its parent again, re-evaluated). When the generation's fitness is
+    told, each child joins the queue in slot order and pushes out the oldest individual, so after
+    the tell the queue is the last N children. This is the paper's algorithm run by N workers in
+    lock-step: a child is bred without the fitness of the N - 1 siblings evaluated beside it. Budget
+    N(T+1) as the other strategies; p_M, p_C and q_C are not used.
+
+    Draw order per child: one ``rng.integers(0, N, S)`` (the tournament), then ``mutate``'s
+    ``rng.random(L)``. ``tell`` returns a ``GenerationLog`` whose ``parents`` index the queue before
+    the tell (the previous generation's slots once T >= 1), ``mutated`` all true.
+    """
+
+    def _initial_population(self) -> list[Genome]:
+        self._queue: deque[tuple[Genome, float]] = deque(maxlen=self.config.population)
+        return initialize(self.nodes, self.config.population, self._rng, mode=self.config.init)
+
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        self._queue.extend(zip(self._population, fitness))  # the oldest fall off the front (maxlen N)
+        members = [genome for genome, _ in self._queue]
+        ranked = np.array([value if math.isfinite(value) else -math.inf for _, value in self._queue])
+        children, parents = [], []
+        for _ in range(self.config.population):
+            contestants = self._rng.integers(0, len(members), size=self.config.sample_size)
+            parent = int(contestants[np.argmax(ranked[contestants])])
+            parents.append(parent)
+            children.append(mutate(members[parent], self.config.q_mutation, self._rng))
+        size = len(children)
+        return children, GenerationLog(tuple(parents), (False,) * size, (True,) * size)
+
+
+class TabulationSearch(_GenerationalSearch):
+    """Every distinct architecture of the space once, as its ``representative`` genome, in the
+    order of their keys, every generation (``genetic-cnn tabulate`` runs one generation per seed).
+    ``config.population`` must be the number of architectures; nothing is random."""
+
+    def _initial_population(self) -> list[Genome]:
+        from genetic_cnn.graph import representative
+        from genetic_cnn.space import architectures
+
+        keys = sorted(architectures(self.nodes))
+        if self.config.population != len(keys):
+            raise ValueError(
+                f"evolution.population = {self.config.population}: a tabulation of nodes {list(self.nodes)} "
+                f"evaluates its {len(keys)} architectures"
+            )
+        return [representative(key, self.nodes) for key in keys]
+
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        return list(self._population), None
+
+
+Search = GeneticSearch | RandomSearch | RegularizedSearch | CalibrationSearch | TabulationSearch
+SEARCHES: dict[str, type[_GenerationalSearch]] = {
+    "genetic": GeneticSearch,
+    "random": RandomSearch,
+    "regularized": RegularizedSearch,
+    "calibration": CalibrationSearch,
+    "tabulation": TabulationSearch,
+}
 
 
 def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> Search:
-    """The search named by ``config.strategy``: genetic (the paper), random or calibration."""
-    if config.strategy == "genetic":
-        return GeneticSearch(config, nodes, seed)
-    if config.strategy == "random":
-        return RandomSearch(config, nodes, seed)
-    if config.strategy == "calibration":
-        return CalibrationSearch(config, nodes, seed)
+    """The search named by ``config.strategy`` (``config.STRATEGIES``)."""
+    if config.strategy in SEARCHES:
+        return SEARCHES[config.strategy](config, nodes, seed)  # type: ignore[return-value]
     raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of {', '.join(STRATEGIES)}")
 
 

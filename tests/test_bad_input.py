@@ -116,6 +116,35 @@ def other_calibration(tmp: Path) -> list[str]:
     return calibrate_with("--fidelity", "data.subset=300")(tmp)
 
 
+def table_of_another_space(tmp: Path) -> list[str]:
+    from table_helpers import TINY_SPACE, write_synthetic_table
+
+    path = write_synthetic_table(tmp / "tiny.json.gz", TINY_SPACE)  # nodes [2, 3]; TINY's are the preset's (3, 5)
+    return evolve_with("evaluation.method=table", f"evaluation.table={str(path)!r}")(tmp)
+
+
+def not_a_table(tmp: Path) -> list[str]:
+    path = write(tmp / "notes.json.gz", "not gzip at all")
+    return evolve_with("evaluation.method=table", f"evaluation.table={str(path)!r}")(tmp)
+
+
+TINY_TABLE_SPACE = [*TINY, "space.nodes=[2, 3]"]
+
+
+def tabulate_with(*args: str) -> Setup:
+    return lambda tmp: ["--out", str(tmp / "t.json.gz"), "--quiet", *set_args(TINY_TABLE_SPACE), *args]
+
+
+def users_table_file(tmp: Path) -> list[str]:
+    write(tmp / "t.json.gz", "my own file")
+    return tabulate_with()(tmp)
+
+
+def other_tabulation(tmp: Path) -> list[str]:
+    assert run_cli("tabulate", *tabulate_with("--seeds", "1")(tmp)).returncode == 0
+    return tabulate_with("--seeds", "2")(tmp)
+
+
 ROWS: list[tuple[str, str, Setup, str]] = [
     # (what, command, its arguments, a part of the one line expected)
     # genomes
@@ -189,6 +218,22 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("calibrate an empty fidelity", "calibrate", calibrate_with("--fidelity", " ; "), "is empty"),
     ("calibrate into a folder of the user's files", "calibrate", users_calibration_folder, "holds no calibration"),
     ("calibrate other settings into a calibration", "calibrate", other_calibration, "holds a calibration with other settings"),
+    # issue 15: tables, strategies
+    ("table method without a table", "evolve", evolve_with("evaluation.method=table"), "needs evaluation.table"),
+    ("unknown table name", "evolve", evolve_with("evaluation.method=table", "evaluation.table=cifar-everything"),
+     "is neither a table file nor a shipped table"),
+    ("table of another space", "evolve", table_of_another_space, "space.nodes = [3, 5]"),
+    ("table file that is not a table", "evolve", not_a_table, "is not a readable table"),
+    ("unknown selection", "evolve", evolve_with("evolution.selection=wheel"), "evolution.selection = 'wheel' is not one of"),
+    ("tournament of nobody", "evolve", evolve_with("evolution.sample_size=0"), "evolution.sample_size = 0 must be at least 1"),
+    ("tabulation strategy by hand", "evolve", evolve_with("evolution.strategy=tabulation"), "use genetic-cnn tabulate"),
+    ("tabulate without --out", "tabulate", lambda tmp: set_args(TINY_TABLE_SPACE), "needs --out"),
+    ("tabulate zero seeds", "tabulate", tabulate_with("--seeds", "0"), "at least 1 seed"),
+    ("tabulate a table", "tabulate", tabulate_with("--set", "evaluation.method=table", "--set", "evaluation.table=x"),
+     "a table holds fitness measured by standalone or one-shot"),
+    ("tabulate onto the user's file", "tabulate", users_table_file, "exists and no tabulation of it"),
+    ("tabulate other settings into a tabulation", "tabulate", other_tabulation, "holds a tabulation with other settings"),
+    ("tabulate --partial before anything", "tabulate", tabulate_with("--partial"), "holds no tabulation yet"),
 ]  # fmt: skip
 
 

@@ -35,7 +35,15 @@ def test_cifar10_paper_settings() -> None:
 
 
 # The files the README, the Makefile and experiments/ point users to.
-SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml", "mnist_oneshot.toml"}
+SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml", "mnist_oneshot.toml",
+           "table_digits.toml", "table_mnist_oneshot.toml"}
+
+
+def test_the_table_configs_are_the_demos_training_and_the_one_shot_protocol() -> None:
+    demo, digits = load_config(CONFIGS / "demo.toml"), load_config(CONFIGS / "table_digits.toml")
+    assert (digits.train, digits.data, digits.space) == (demo.train, demo.data, demo.space)
+    oneshot, table = load_config(CONFIGS / "mnist_oneshot.toml"), load_config(CONFIGS / "table_mnist_oneshot.toml")
+    assert (table.evaluation, table.train, table.data, table.space) == (oneshot.evaluation, oneshot.train, oneshot.data, oneshot.space)
 
 
 def test_the_one_shot_config_is_the_papers_protocol_with_one_shot_fitness() -> None:

@@ -182,5 +182,6 @@ def test_ledger_architecture_identity_merges_equivalent_strings() -> None:
 
 # ----------------------------------------------------------------------------- no torch
 def test_search_and_operators_do_not_import_torch() -> None:
-    code = "import sys, genetic_cnn.search, genetic_cnn.operators; sys.exit('torch' in sys.modules)"
+    code = ("import sys, genetic_cnn.search, genetic_cnn.operators, genetic_cnn.table, genetic_cnn.table_fitness, "
+            "genetic_cnn.table_search; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

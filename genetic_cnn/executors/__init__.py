@@ -82,6 +82,10 @@ def choose_executor(config: Config) -> Config:
     run = config.run
     if run.executor != "auto":
         return config
+    from genetic_cnn.fitness import evaluates_in_process
+
+    if evaluates_in_process(config):  # e.g. table lookups: microseconds each, a worker takes seconds to start
+        return replace(config, run=replace(run, executor="serial"))
     import torch
 
     gpu = run.device.startswith("cuda") or (run.device == "auto" and torch.cuda.is_available())

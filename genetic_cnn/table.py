@@ -1,0 +1,234 @@
+"""Tables of a whole search space: every architecture evaluated with several seeds, read instead of training.
+
+A table is one gzip-compressed JSON file (``genetic-cnn tabulate`` writes it; ``docs/tables.md``
+documents every field)::
+
+    {"format": "genetic-cnn table", "version": 1, "name": ..., "method": "standalone" | "one-shot",
+     "space": {"preset", "nodes", "channels"}, "data": {"dataset", "train", "validation", "test", ...},
+     "config": {the tabulation's config}, "versions": {...}, "created": ISO time,
+     "seeds": [run seed of each complete seed], "seeds_asked": S, "supernets": [...] (one-shot),
+     "columns": ["accuracy", "test_accuracy", "loss", "epochs", "seconds", "status"],
+     "architectures": [{"key", "genome", "convolutions", "parameters", "flops",
+                        "results": [[one value per column] for each seed, in the order of "seeds"]}]}
+
+Like NAS-Bench-101's ``query``, a table answers like a noisy experiment: ``draw`` picks one of the
+architecture's seeds with the evaluation's own seed (``seed mod S``; evaluation seeds are uniform
+31-bit hashes, ``search.evaluation_seed``), so re-evaluating an individual sees another training
+and the paper's averaging keeps its meaning. Tables shipped with the package live in
+``genetic_cnn/tables/NAME.json.gz`` and are loaded by name. No torch here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from genetic_cnn.errors import UserError
+
+if TYPE_CHECKING:
+    from genetic_cnn.config import Config
+
+FORMAT = "genetic-cnn table"
+VERSION = 1
+COLUMNS = ("accuracy", "test_accuracy", "loss", "epochs", "seconds", "status")
+SUFFIX = ".json.gz"
+SHIPPED: dict[str, str] = {
+    "digits-standalone": "experiments/configs/table_digits.toml",
+    "mnist-oneshot": "experiments/configs/table_mnist_oneshot.toml",
+}
+"""Tables the package ships, by name -> the config that builds them (README, "Tables of the whole space")."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One seed of one architecture, as the table stores it (accuracies in [0, 1])."""
+
+    accuracy: float
+    test_accuracy: float | None
+    loss: float | None
+    epochs: int
+    seconds: float
+    status: str
+
+
+@dataclass(frozen=True)
+class Architecture:
+    key: str
+    genome: str
+    """A representative string (``graph.representative``)."""
+    convolutions: int
+    parameters: int
+    flops: int
+    """Forward FLOPs for one image (a multiply-add counts 2)."""
+    results: tuple[Measurement, ...]
+    """One per seed, in the order of ``Table.seeds``."""
+
+
+@dataclass(frozen=True)
+class Table:
+    header: dict[str, Any]
+    """Everything of the file but ``architectures``."""
+    architectures: tuple[Architecture, ...]
+    source: str = ""
+    """Where it was read from (a path, or ``shipped:NAME``)."""
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({arch.key: index for index, arch in enumerate(self.architectures)})
+
+    @property
+    def name(self) -> str:
+        return str(self.header.get("name", ""))
+
+    @property
+    def method(self) -> str:
+        return str(self.header["method"])
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.header["seeds"])
+
+    @property
+    def nodes(self) -> tuple[int, ...]:
+        return tuple(self.header["space"]["nodes"])
+
+    def index(self, key: str) -> int:
+        """Position of architecture ``key``; a KeyError names a key the table does not hold."""
+        try:
+            return self._index[key]
+        except KeyError:
+            raise KeyError(f"architecture {key!r} is not in table {self.name or self.source}") from None
+
+    def architecture(self, key: str) -> Architecture:
+        return self.architectures[self.index(key)]
+
+    def draw(self, key: str, evaluation_seed: int) -> tuple[int, Measurement]:
+        """The seed an evaluation with ``evaluation_seed`` reads (its position in ``seeds``) and its measurement."""
+        results = self.architectures[self.index(key)].results
+        position = draw_position(evaluation_seed, len(results))
+        return position, results[position]
+
+    @cached_property
+    def validation(self) -> np.ndarray:
+        """(architectures, seeds) validation accuracy; 0 where the training failed or diverged."""
+        return np.array([[m.accuracy if m.status == "ok" else 0.0 for m in a.results] for a in self.architectures])
+
+    @cached_property
+    def mean_validation(self) -> np.ndarray:
+        """Each architecture's mean validation accuracy over its seeds (the table's truth for regret)."""
+        return self.validation.mean(axis=1)
+
+    @cached_property
+    def mean_test(self) -> np.ndarray | None:
+        """Each architecture's mean test accuracy, or None when the method measures none (one-shot)."""
+        values = [[m.test_accuracy for m in a.results] for a in self.architectures]
+        if any(value is None for row in values for value in row):
+            return None
+        return np.array(values, dtype=float).mean(axis=1)
+
+    def mismatch(self, config: Config) -> str | None:
+        """Why ``config`` cannot read fitness from this table, or None when it can."""
+        preset = config.preset()
+        space = self.header["space"]
+        wanted = {"space.preset": space["preset"], "space.nodes": list(space["nodes"]),
+                  "space.channels": list(space["channels"]), "data.dataset": self.header["data"]["dataset"]}  # fmt: skip
+        given = {"space.preset": config.space.preset, "space.nodes": list(preset.nodes),
+                 "space.channels": list(preset.channels), "data.dataset": config.data.dataset}  # fmt: skip
+        differ = [name for name in wanted if wanted[name] != given[name]]
+        if not differ:
+            return None
+        made = ", ".join(f"{name} = {wanted[name]}" for name in wanted)
+        asked = ", ".join(f"{name} = {given[name]}" for name in differ)
+        return (
+            f"table {self.name or self.source} was made for {made}, and this config has {asked}; "
+            f"set those keys as the table's or choose a table of this space"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.header,
+            "architectures": [
+                {"key": a.key, "genome": a.genome, "convolutions": a.convolutions, "parameters": a.parameters,
+                 "flops": a.flops, "results": [[getattr(m, column) for column in COLUMNS] for m in a.results]}
+                for a in self.architectures
+            ],
+        }  # fmt: skip
+
+
+def draw_position(evaluation_seed: int, seeds: int) -> int:
+    """Which of ``seeds`` measurements an evaluation reads: its seed modulo their number (pure, cheap)."""
+    return evaluation_seed % seeds
+
+
+def from_json(payload: dict[str, Any], source: str = "") -> Table:
+    if payload.get("format") != FORMAT:
+        raise UserError(f"{source} is not a genetic-cnn table (no \"format\": \"{FORMAT}\"); write one with genetic-cnn tabulate")
+    if payload.get("version") != VERSION:
+        raise UserError(f"{source} is a table of format version {payload.get('version')}; this genetic-cnn reads version {VERSION}")
+    columns = payload["columns"]
+    architectures = tuple(
+        Architecture(
+            key=entry["key"], genome=entry["genome"], convolutions=entry["convolutions"],
+            parameters=entry["parameters"], flops=entry["flops"],
+            results=tuple(Measurement(**dict(zip(columns, row))) for row in entry["results"]),
+        )
+        for entry in payload["architectures"]
+    )  # fmt: skip
+    header = {key: value for key, value in payload.items() if key != "architectures"}
+    return Table(header, architectures, source)
+
+
+def write_table(table: Table, path: str | Path) -> Path:
+    """Write ``table`` to ``path`` atomically (a kill while writing leaves the previous file whole)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    # mtime=0: the same table gives the same bytes, so a rebuilt table can be compared with cmp.
+    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
+        compressed.write(json.dumps(table.to_json(), separators=(",", ":")).encode("utf-8"))
+    os.replace(partial, path)
+    return path
+
+
+def read_table(path: str | Path) -> Table:
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") as stream:
+            payload = json.loads(stream.read().decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is not a readable table ({type(error).__name__}: {error}); write it again with genetic-cnn tabulate") from None
+    return from_json(payload, str(path))
+
+
+def shipped_path(name: str) -> Any:
+    """The package-data file of shipped table ``name`` (it may not exist in this installation)."""
+    return resources.files("genetic_cnn").joinpath("tables", f"{name}{SUFFIX}")
+
+
+def load_table(name_or_path: str) -> Table:
+    """A table by file path, or by the name of a table shipped with the package."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return read_table(path)
+    if name_or_path in SHIPPED:
+        packaged = shipped_path(name_or_path)
+        if not packaged.is_file():
+            raise UserError(
+                f"table {name_or_path} is not built in this installation; build it with "
+                f"`genetic-cnn tabulate --config {SHIPPED[name_or_path]} ...` (README, \"Tables of the whole space\") "
+                "or give the path of a table file"
+            )
+        with resources.as_file(packaged) as file:
+            table = read_table(file)
+        return Table(table.header, table.architectures, f"shipped:{name_or_path}")
+    raise UserError(
+        f"evaluation.table = {name_or_path!r} is neither a table file nor a shipped table "
+        f"({', '.join(SHIPPED)}); give an existing path or one of those names"
+    )
