@@ -31,7 +31,7 @@ from genetic_cnn.store import RunStore, load_run
 
 PICTURES = {
     "fitness.png", "best_so_far.png", "best_genome.png", "top_architectures.png", "diversity.png",
-    "bit_frequency.png", "time.png",
+    "bit_frequency.png", "time.png", "noise.png",
 }  # fmt: skip
 
 
