@@ -1,8 +1,8 @@
 """``data.dataset = "folder"``: your own images in torchvision's ImageFolder layout, decoded once, cached.
 
 ``root/train/<class>/*.png|jpg|...`` (and ``root/test/<class>/...`` when there is a test set) is
-listed by torchvision's ``ImageFolder`` and every image decoded with Pillow into the uint8 tensors the
-trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
+listed as torchvision's ``ImageFolder`` lists it, and every image decoded through an ``ImageFolder``
+with Pillow into the uint8 tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
 mode: grayscale (1 channel) or colour (3 channels; palette and alpha images become RGB).
 
 Decoding thousands of files takes seconds to minutes, so the decoded tensors are kept in
@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ PROGRESS_FROM = 1000
 """Images from which decoding shows a progress bar."""
 GRAY_MODES = ("1", "L", "LA")
 COLOUR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""torchvision's ``IMG_EXTENSIONS``: the files ImageFolder lists (tests check that the two agree)."""
 
 
 def load_folder(root: Path, image_size: int) -> tuple[LabelledImages, Callable[[], None]]:
@@ -66,10 +69,22 @@ def load_folder(root: Path, image_size: int) -> tuple[LabelledImages, Callable[[
     return images, partial(_write_cache, cache, images)
 
 
-def _listing(root: Path, split: str) -> Any:
-    """torchvision's ImageFolder over ``root/split``; class folders without images are refused."""
-    from torchvision.datasets import ImageFolder
+@dataclass(frozen=True)
+class Listing:
+    """The class folders and image files of one split, as torchvision's ImageFolder lists them."""
 
+    folder: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    """(path, class index), in ImageFolder's order."""
+
+
+def _listing(root: Path, split: str) -> Listing:
+    """``root/split``'s classes and images; class folders without images are refused.
+
+    Listed here rather than by ImageFolder so that a run that finds its cache never imports
+    torchvision (seconds); ``_decode_all`` checks that ImageFolder lists the same files.
+    """
     folder = root / split
     if not folder.is_dir():
         where = f"{root} does not exist" if not root.exists() else f"{folder} is not a folder"
@@ -77,24 +92,29 @@ def _listing(root: Path, split: str) -> Any:
             f"data.dataset = 'folder' reads data.root/train/<class>/<images> and {where}; "
             "set data.root to the folder that holds train/ (and optionally test/)"
         )
-    try:
-        listing = ImageFolder(str(folder), loader=_decode, allow_empty=True)
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{folder} holds no class folders; put each class's images in {folder}/<class>/"
-        ) from None
-    counts = np.bincount(np.asarray(listing.targets, dtype=np.int64), minlength=len(listing.classes))
-    empty = [name for name, count in zip(listing.classes, counts) if count == 0]
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    if not classes:
+        raise DatasetError(f"{folder} holds no class folders; put each class's images in {folder}/<class>/")
+    samples: list[tuple[str, int]] = []
+    empty: list[str] = []
+    for label, name in enumerate(classes):
+        found = [
+            os.path.join(parent, file)
+            for parent, _, files in sorted(os.walk(folder / name, followlinks=True))  # ImageFolder's walk
+            for file in sorted(files)
+            if file.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+        samples += [(path, label) for path in found]
+        if not found:
+            empty.append(name)
     if empty:
         raise DatasetError(
             f"{folder}/{empty[0]} holds no images{f' (nor {len(empty) - 1} other class folders)' if len(empty) > 1 else ''}; "
             "add .png or .jpg images to it or remove the folder"
         )
-    if split == "train" and len(listing.classes) < 2:
-        raise DatasetError(
-            f"{folder} holds one class only ({listing.classes[0]}); classification needs at least two class folders"
-        )
-    return listing
+    if split == "train" and len(classes) < 2:
+        raise DatasetError(f"{folder} holds one class only ({classes[0]}); classification needs at least two class folders")
+    return Listing(folder, classes, samples)
 
 
 def _check_same_classes(root: Path, train: list[str], test: list[str]) -> None:
@@ -108,14 +128,15 @@ def _check_same_classes(root: Path, train: list[str], test: list[str]) -> None:
         )
 
 
-def _cache_key(root: Path, splits: dict[str, Any], image_size: int) -> str:
+def _cache_key(root: Path, splits: dict[str, Listing], image_size: int) -> str:
     """A hash of every image's path, size and modification time, the classes and ``image_size``."""
     digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "image_size": image_size}).encode())
+    prefix = len(str(root))  # names relative to the root: a moved folder keeps its cache
     for name, listing in splits.items():
         digest.update(json.dumps([name, listing.classes]).encode())
         for path, label in listing.samples:
             stat = os.stat(path)
-            digest.update(f"{os.path.relpath(path, root)}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -150,24 +171,29 @@ def _write_cache(path: Path, images: LabelledImages) -> None:
         warn(f"could not cache the decoded images in {path.parent} ({error.strerror}); the next run decodes them again")
 
 
-def _decode_all(listing: Any, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image of ``listing`` decoded (through ImageFolder's loader) into one (N, C, H, W) uint8 tensor."""
-    listing.loader = partial(_decode, image_size=image_size)
-    count = len(listing)
+def _decode_all(listing: Listing, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of ``listing`` decoded by torchvision's ImageFolder (with ``_decode`` as its loader)
+    into one (N, C, H, W) uint8 tensor."""
+    from torchvision.datasets import ImageFolder
+
+    images_of = ImageFolder(str(listing.folder), loader=partial(_decode, image_size=image_size), allow_empty=True)
+    if images_of.classes != listing.classes or images_of.samples != listing.samples:
+        raise DatasetError(f"{listing.folder} changed while it was being read; run again when it is complete")
+    count = len(images_of)
     first_path = listing.samples[0][0]
-    first, _ = listing[0]
+    first, _ = images_of[0]
     images = np.empty((count, *first.shape), dtype=np.uint8)
-    bar = progress_bar(total=count, desc=f"decoding {Path(listing.root).name}/ images", unit="img", leave=False,
+    bar = progress_bar(total=count, desc=f"decoding {listing.folder.name}/ images", unit="img", leave=False,
                        disable=count < PROGRESS_FROM)  # fmt: skip
     for index in range(count):
-        image, _ = listing[index] if index else (first, None)
+        image, _ = images_of[index] if index else (first, None)
         if image.shape != first.shape:
             raise DatasetError(_mismatch(listing.samples[index][0], image, first_path, first))
         images[index] = image
         bar.update(1)
     bar.close()
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    return tensor, torch.as_tensor(listing.targets, dtype=torch.int64)
+    return tensor, torch.as_tensor(images_of.targets, dtype=torch.int64)
 
 
 def _mismatch(path: str, image: np.ndarray, first_path: str, first: np.ndarray) -> str:

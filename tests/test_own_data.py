@@ -105,6 +105,20 @@ def test_the_decoded_folder_is_cached_until_a_file_changes(tmp_path: Path, monke
     assert len(list((tmp_path / CACHE_FOLDER).iterdir())) == 3
 
 
+def test_the_listing_is_imagefolders(tmp_path: Path) -> None:
+    """The folder is listed without torchvision (so that a cached run never imports it), exactly as ImageFolder lists it."""
+    from torchvision.datasets import ImageFolder
+
+    write_image_folder(tmp_path, per_class=3, classes=("b", "a", "c"))
+    save_png(tmp_path / "train" / "a" / "nested" / "deeper.PNG", class_image(0, 0))  # subfolders and upper case count
+    (tmp_path / "train" / "c" / "notes.txt").write_text("not an image")
+    (tmp_path / "train" / "b" / "x.jpeg").write_bytes((tmp_path / "train" / "b" / "0000.png").read_bytes())
+    listing = image_folder._listing(tmp_path, "train")
+    reference = ImageFolder(str(tmp_path / "train"))
+    assert listing.classes == reference.classes == ["a", "b", "c"] and listing.samples == reference.samples
+    assert len(listing.samples) == 3 * 3 + 2
+
+
 def test_a_folder_that_cannot_be_written_to_still_loads(tmp_path: Path) -> None:
     write_image_folder(tmp_path, per_class=5)
     (tmp_path / CACHE_FOLDER).write_text("a user's file that happens to have the cache's name")
