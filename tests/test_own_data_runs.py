@@ -137,3 +137,22 @@ def test_folder_classes_reach_the_network_head(tmp_path: Path) -> None:
     evaluator = Evaluator.from_config(config)
     assert evaluator.preset.num_classes == len(FOLDER_CLASSES) and evaluator.preset.input_shape == (3, 20, 20)
     assert np.array_equal(np.unique(evaluator.datasets.validation.labels.numpy()), np.arange(7))
+
+
+@pytest.mark.slow
+def test_the_own_data_example_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "own_data.py"
+    tiny = ["space.channels=[4, 8]", "evolution.population=4", "train.schedule=[[1, 0.003]]"]
+    result = subprocess.run([sys.executable, str(script), "--generations", "1", "--out", str(tmp_path / "run"),
+                             *set_args(tiny)], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with load_run(tmp_path / "run") as run:
+        config, last = run.config, run.generations()[-1]
+    data = load_datasets(config.data, seed=config.run.seed)
+    assert data.num_classes == 4 and data.input_shape == (1, 8, 8)
+    lines = result.stdout.strip().splitlines()[-3:]
+    assert lines[0].startswith(f"{len(data.train) + len(data.validation) + len(data.test)} images of 4 classes")
+    assert lines[1].endswith(f"fitness {100 * max(last.fitness):.2f}%")
