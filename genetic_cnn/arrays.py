@@ -179,6 +179,8 @@ def load_npz(path: Path, layout: str) -> LabelledImages:
             arrays = {key: file[key] for key in file.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         reason = " ".join(str(error).split())[:200] or type(error).__name__
+        if "pickle" in reason:  # numpy's guess for a file that is no zip of arrays
+            reason = "it is no zip archive of arrays"
         raise DatasetError(f"{path} is not a readable .npz file ({reason}); {fix}") from None
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:

@@ -183,7 +183,7 @@ def _decode_all(listing: Listing, image_size: int) -> tuple[torch.Tensor, torch.
     first_path = listing.samples[0][0]
     first, _ = images_of[0]
     images = np.empty((count, *first.shape), dtype=np.uint8)
-    bar = progress_bar(total=count, desc=f"decoding {listing.folder.name}/ images", unit="img", leave=False,
+    bar = progress_bar(total=count, desc=f"decoding {listing.folder.name}/ images", unit="img",
                        disable=count < PROGRESS_FROM)  # fmt: skip
     for index in range(count):
         image, _ = images_of[index] if index else (first, None)
@@ -236,7 +236,9 @@ def _decode(path: str, image_size: int = 0) -> np.ndarray:
             if image_size and image.size != (image_size, image_size):
                 image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except UnidentifiedImageError:
+        raise DatasetError(f"cannot read the image {path}: Pillow does not recognise it as an image; replace or delete it") from None
+    except (OSError, ValueError, SyntaxError) as error:  # e.g. a truncated file
         reason = " ".join(str(error).split())[:150] or type(error).__name__
         raise DatasetError(f"cannot read the image {path} ({reason}); replace or delete it") from None
     return pixels[:, :, None] if pixels.ndim == 2 else pixels

@@ -132,7 +132,8 @@ def test_a_folder_that_cannot_be_written_to_still_loads(tmp_path: Path) -> None:
     [
         ("empty class", "holds no images"),
         ("one class", "one class only"),
-        ("unreadable", "cannot read the image"),
+        ("unreadable", "Pillow does not recognise it as an image"),
+        ("truncated", "cannot read the image"),
         ("mixed modes", "mixed-mode images"),
         ("too few", "the validation split"),
         ("test classes differ", "different class folders"),
@@ -147,6 +148,9 @@ def test_bad_folders_are_refused_and_nothing_is_cached(tmp_path: Path, damage: s
         (tmp_path / "train" / "d").mkdir()
     elif damage == "unreadable":
         (tmp_path / "train" / "b" / "0002.png").write_bytes(b"not a png at all")
+    elif damage == "truncated":
+        path = tmp_path / "train" / "b" / "0002.png"
+        path.write_bytes(path.read_bytes()[:60])
     elif damage == "mixed modes":
         save_png(tmp_path / "train" / "c" / "0001.png", class_image(2, 1, channels=1))
     elif damage == "test classes differ":
