@@ -203,7 +203,7 @@ def _file_layout(path: Path, value: np.ndarray) -> str:
 
 def save_npz(images: LabelledImages, path: Path) -> None:
     """Write ``images`` as a ``.npz`` that ``load_npz`` reads back unchanged (NCHW, with class names)."""
-    arrays = {"x_train": images.train_images.numpy(), "y_train": images.train_labels.numpy()}
+    arrays: dict[str, Any] = {"x_train": images.train_images.numpy(), "y_train": images.train_labels.numpy()}
     if images.test_images is not None and images.test_labels is not None:
         arrays |= {"x_test": images.test_images.numpy(), "y_test": images.test_labels.numpy()}
     np.savez(path, **arrays, classes=np.array(images.classes), layout=np.array("nchw"))

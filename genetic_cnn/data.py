@@ -98,11 +98,15 @@ class Datasets:
     std: tuple[float, ...] = ()
 
 
-def load_datasets(config: DataConfig, seed: int, own: LabelledImages | None = None) -> Datasets:
+def load_datasets(
+    config: DataConfig, seed: int, own: LabelledImages | None = None, accept: Callable[[Datasets], object] | None = None
+) -> Datasets:
     """Read ``config.dataset``, take the seeded subsets and validation split, and normalize.
 
     ``own``: images already in memory (``start_run(config, data=...)``), split and normalized like
-    ``arrays``. A folder's decoded images are cached only once everything here has checked out.
+    ``arrays``. ``accept``: a further check of the result (e.g. that the preset can take its images)
+    that raises to refuse it. A folder's decoded images are cached only once everything, ``accept``
+    included, has checked out, so that bad input writes nothing.
     """
     store_cache: Callable[[], None] = lambda: None  # noqa: E731 - a no-op unless a folder was decoded
     root = Path(config.root).expanduser()
@@ -182,6 +186,8 @@ def load_datasets(config: DataConfig, seed: int, own: LabelledImages | None = No
         mean=tuple(float(value) for value in mean),
         std=tuple(float(value) for value in std),
     )
+    if accept is not None:
+        accept(datasets)
     store_cache()
     return datasets
 
@@ -295,7 +301,7 @@ def _load_torchvision(name: str, root: Path, download: bool) -> LabelledImages:
     from torchvision import datasets  # imported here: only these datasets need torchvision
 
     if name in ("cifar10", "cifar100"):
-        cls: type = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        cls: Any = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
         folder, files = root / cls.base_folder, _CIFAR_FILES if name == "cifar10" else _CIFAR100_FILES
         how = f"extract {cls.filename} into {root}"
     elif name == "svhn":

@@ -411,8 +411,10 @@ def check_inputs(config: Config, own: LabelledImages | None = None) -> None:
                 f"evolution.population = {config.evolution.population} distinct architectures asked for calibration, "
                 f"but the space of nodes {list(config.preset().nodes)} has only {count}; ask for at most {count}"
             )
-    datasets = load_datasets(config.data, seed=config.run.seed, own=own)
-    fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
+    datasets = load_datasets(
+        config.data, seed=config.run.seed, own=own,
+        accept=lambda data: fit_to_data(config.preset(), data.name, data.input_shape, data.num_classes),
+    )  # fmt: skip
     warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
     if warning:
         warn(warning)

@@ -194,15 +194,15 @@ def train_final(
     from genetic_cnn.network import build_network
     from genetic_cnn.train import evaluate_model
 
-    datasets = load_datasets(config.data, seed=config.run.seed)
-    preset = preset_for_data(config, datasets)
-    folder = Path(out) if out is not None else _default_folder(preset.name)
+    folder = Path(out) if out is not None else _default_folder(config.preset().name)
     existing = [name for name in output_names(seed_list) if (folder / name).exists()]
-    if existing and not force:
+    if existing and not force:  # refused before the data are read (and a folder's decoded images cached)
         raise UserError(
             f"--out {folder} already holds {', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}; "
             "choose another folder or pass --force to overwrite them"
         )
+    datasets = load_datasets(config.data, seed=config.run.seed, accept=lambda data: preset_for_data(config, data))
+    preset = preset_for_data(config, datasets)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

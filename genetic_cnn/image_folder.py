@@ -222,13 +222,13 @@ def _decode(path: str, image_size: int = 0) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
+        with Image.open(path) as opened:
+            opened.load()
+            mode = opened.mode
             if mode in GRAY_MODES:
-                image = image.convert("L")
+                image = opened.convert("L")
             elif mode in COLOUR_MODES:
-                image = image.convert("RGB")
+                image = opened.convert("RGB")
             else:
                 raise DatasetError(
                     f"{path} has the image mode {mode}, which is neither 8-bit grayscale nor colour; save it as RGB or 8-bit grayscale"

@@ -118,7 +118,7 @@ def other_calibration(tmp: Path) -> list[str]:
     return calibrate_with("--fidelity", "data.subset=300")(tmp)
 
 
-def image_folder_with(damage: str, command: str = "evolve") -> Setup:
+def image_folder_with(damage: str, command: str = "evolve", *extra: str) -> Setup:
     """A small PNG folder (3 classes of 4 images) with one kind of damage, and the command's arguments."""
 
     def setup(tmp: Path) -> list[str]:
@@ -132,7 +132,7 @@ def image_folder_with(damage: str, command: str = "evolve") -> Setup:
             write(root / "train" / "b" / "0002.png", b"\x89PNG but then nothing an image needs")
         elif damage == "mixed modes":
             save_png(root / "train" / "c" / "0001.png", class_image(2, 1, size=12, channels=1))
-        overrides = [*TINY, "data.dataset=folder", f"data.root={str(root)!r}", "data.validation=0.5"]
+        overrides = [*TINY, "data.dataset=folder", f"data.root={str(root)!r}", "data.validation=0.5", *extra]
         if command == "evolve":
             return ["--out", str(tmp / "run"), *set_args(overrides)]
         return ["1-01|0-01-100-0111", "--out", str(tmp / "out"), *set_args(overrides)]
@@ -200,6 +200,10 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("image folder with a class too small to validate", "evolve", image_folder_with("too few"), "the validation split"),
     ("train on an image folder with an empty class", "train", image_folder_with("empty class", "train"), "holds no images"),
     ("lr-find on an image folder of one class", "lr-find", image_folder_with("one class", "lr-find"), "one class only"),
+    ("preset that shrinks a folder's images to nothing", "evolve", image_folder_with("none", "evolve", "space.preset=mnist"),
+     "space.preset = 'mnist' is made for 1x28x28 images but data.dataset = 'folder' has 3x12x12"),
+    ("train with a preset that shrinks a folder's images", "train", image_folder_with("none", "train", "space.preset=mnist"),
+     "shrink them to nothing"),
     ("image folder that is not there", "evolve", evolve_with("data.dataset=folder", "data.root='nowhere'"), "nowhere does not exist"),
     ("arrays file that is not there", "evolve", evolve_with("data.dataset=arrays", "data.root='nowhere.npz'"), "does not exist"),
     ("label array of the wrong length", "evolve", arrays_with(y_train=np.zeros(47, dtype=np.int64)), "y_train has 47 labels but x_train has 48"),
