@@ -31,7 +31,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset", help="network preset: mnist | cifar10 | cifar10-large | digits (default: the config's)"
     )
     parser.add_argument(
-        "--dataset", help="digits | mnist | fashion-mnist | cifar10 | synthetic (default: the preset's)"
+        "--dataset", help="digits | mnist | fashion-mnist | cifar10 | cifar100 | svhn | synthetic | folder (data.root/train/<class>/) "
+        "| arrays (data.root = a .npz) (default: the preset's)"
     )
     parser.add_argument("--config", type=Path, help="TOML config (data, train and run sections are used)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -20,7 +20,8 @@ from genetic_cnn.errors import UserError
 from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 
 # The allowed values of every key with a fixed set of choices, defined here once.
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "synthetic", "folder", "arrays")
+LAYOUTS = ("auto", "nchw", "nhwc")
 STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation")
 SELECTIONS = ("roulette", "tournament")
 INIT_MODES = ("random", "zeros")
@@ -58,9 +59,11 @@ class DataConfig:
     """Which images the networks are trained and measured on."""
 
     dataset: str = "digits"
-    """digits (bundled, no download) | mnist | fashion-mnist | cifar10 | synthetic."""
+    """digits (bundled, no download) | mnist | fashion-mnist | cifar10 | cifar100 | svhn | synthetic |
+    folder (your images: ``root/train/<class>/*.png``) | arrays (your ``.npz``: ``root`` is the file)."""
     root: str = "data"
-    """Folder of torchvision datasets (``root/MNIST/raw/...``, ``root/cifar-10-batches-py``)."""
+    """Folder of torchvision datasets (``root/MNIST/raw/...``, ``root/cifar-10-batches-py``), of an image
+    folder (``root/train/<class>/...``, optional ``root/test/<class>/...``), or the ``.npz`` file of arrays."""
     download: bool = False
     """Let torchvision download missing files (needs internet)."""
     subset: int = 0
@@ -70,6 +73,11 @@ class DataConfig:
     validation: float = 0
     """Images held out of the training set for fitness: a count, a fraction when below 1, or 0 for
     automatic (10,000 as in the paper when the training set has at least 50,000 images, else 1/6)."""
+    image_size: int = 0
+    """Resize every image to image_size x image_size pixels; 0 = keep the size they have."""
+    layout: str = "auto"
+    """Arrays' axis order: auto (the channel axis is axis 1 or the last one, whichever is smaller than the
+    two others) | nchw | nhwc. Only for arrays given as numpy (``.npz`` files, ``start_run(data=...)``)."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +392,9 @@ def validate(config: Config) -> None:
     for name, value in (("data.subset", data.subset), ("data.test_subset", data.test_subset)):
         if value < 0:
             raise ConfigError(f"{name} = {value} must be 0 (all images) or a positive count")
+    if data.image_size < 0:
+        raise ConfigError(f"data.image_size = {data.image_size} must be 0 (keep the size) or a positive number of pixels")
+    _choice("data.layout", data.layout, LAYOUTS)
     if data.validation < 0:
         raise ConfigError(f"data.validation = {data.validation} must be 0 (automatic), a count or a fraction in (0, 1)")
     if data.validation >= 1 and (isinstance(data.validation, float) or data.validation != int(data.validation)):

@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genetic_cnn.arrays import LabelledImages, load_npz
 from genetic_cnn.config import DATASETS, DataConfig
-from genetic_cnn.errors import UserError
+from genetic_cnn.errors import DatasetError
 
-NUM_CLASSES = 10  # every supported dataset has ten classes
 PAPER_VALIDATION = 10_000  # the paper holds out 10,000 training images when there are at least 50,000
 DIGITS_TEST_FRACTION = 0.2  # scikit-learn's digits come without an official test split
+OWN_TEST_FRACTION = 0.2
+"""The seeded test split of a folder without test/, or arrays without x_test: this share of every class."""
+OWN_DATASETS = ("folder", "arrays")
+"""The user's data: small or unbalanced sets are common, so its test and validation splits are
+stratified (every class gives its share, at least one image) instead of drawn at random."""
+TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
 # Independent random streams (spawn keys of the seed), so each choice is stable on its own.
-_STREAM_DIGITS_TEST, _STREAM_SUBSET, _STREAM_TEST_SUBSET, _STREAM_VALIDATION, _STREAM_SYNTHETIC = range(5)
+_STREAM_DIGITS_TEST, _STREAM_SUBSET, _STREAM_TEST_SUBSET, _STREAM_VALIDATION, _STREAM_SYNTHETIC, _STREAM_OWN_TEST = range(6)
 
 _MNIST_FILES: tuple[str, ...] = (
     "train-images-idx3-ubyte",
@@ -33,6 +42,8 @@ _MNIST_FILES: tuple[str, ...] = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+_CIFAR100_FILES: tuple[str, ...] = ("train", "test", "meta")
+_SVHN_FILES: tuple[str, ...] = ("train_32x32.mat", "test_32x32.mat")
 _CIFAR_FILES: tuple[str, ...] = (
     "data_batch_1",
     "data_batch_2",
@@ -56,8 +67,6 @@ _READ_ERRORS = (
 )
 
 
-class DatasetError(UserError):
-    """Dataset files that are missing or unreadable, or a split that cannot be made."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors element-wise has no single truth value
@@ -81,26 +90,55 @@ class Datasets:
     """The official test set (digits: a seeded hold-out); measured and stored, never used for selection."""
     num_classes: int
     input_shape: tuple[int, int, int]
+    classes: tuple[str, ...] = ()
+    """The class names, in label order (folder: the class folders' names; arrays: "0", "1", ...)."""
     mean: tuple[float, ...] = ()
     """Per-channel mean of the training split, the images were normalized with it: in [0, 1] pixel units
     (files' uint8 / 255, digits' 0..16 / 16; synthetic data as generated)."""
     std: tuple[float, ...] = ()
 
 
-def load_datasets(config: DataConfig, seed: int) -> Datasets:
-    """Read ``config.dataset``, take the seeded subsets and validation split, and normalize."""
-    if config.dataset == "digits":
-        train_x, train_y, test_x, test_y = _load_digits(seed)
+def load_datasets(
+    config: DataConfig, seed: int, own: LabelledImages | None = None, accept: Callable[[Datasets], object] | None = None
+) -> Datasets:
+    """Read ``config.dataset``, take the seeded subsets and validation split, and normalize.
+
+    ``own``: images already in memory (``start_run(config, data=...)``), split and normalized like
+    ``arrays``. ``accept``: a further check of the result (e.g. that the preset can take its images)
+    that raises to refuse it. A folder's decoded images are cached only once everything, ``accept``
+    included, has checked out, so that bad input writes nothing.
+    """
+    store_cache: Callable[[], None] = lambda: None  # noqa: E731 - a no-op unless a folder was decoded
+    root = Path(config.root).expanduser()
+    if own is not None:
+        source = own
+    elif config.dataset == "folder":
+        from genetic_cnn.image_folder import load_folder  # Pillow and the cache are only for folders
+
+        source, store_cache = load_folder(root, config.image_size)
+    elif config.dataset == "arrays":
+        source = load_npz(root, config.layout)
+    elif config.dataset == "digits":
+        source = _load_digits(seed)
     elif config.dataset == "synthetic":
-        train_x, train_y, test_x, test_y = _make_synthetic(seed)
-    elif config.dataset in ("mnist", "fashion-mnist", "cifar10"):
-        train_x, train_y, test_x, test_y = _load_torchvision(
-            config.dataset, Path(config.root).expanduser(), config.download
-        )
+        source = _make_synthetic(seed)
+    elif config.dataset in TORCHVISION_DATASETS:
+        source = _load_torchvision(config.dataset, root, config.download)
     else:
         raise DatasetError(
             f"data.dataset = {config.dataset!r} is not one of {', '.join(DATASETS)}"
         )
+    stratified = own is not None or config.dataset in OWN_DATASETS
+    classes = source.classes
+    train_x, train_y = source.train_images, source.train_labels
+    if source.test_images is None or source.test_labels is None:  # the user's data without a test set
+        count = int(round(OWN_TEST_FRACTION * len(train_y)))
+        what = f"the seeded test split ({OWN_TEST_FRACTION:.0%} of every class: there is no test/ folder or x_test)"
+        # keep=2: what is left must still give every class a validation and a training image.
+        test, train = _stratified_holdout(train_y, count, _rng(seed, _STREAM_OWN_TEST), classes, what, "", keep=2)
+        test_x, test_y, train_x, train_y = train_x[test], train_y[test], train_x[train], train_y[train]
+    else:
+        test_x, test_y = source.test_images, source.test_labels
 
     if config.subset:
         keep = _subset(len(train_y), config.subset, _rng(seed, _STREAM_SUBSET))
@@ -108,6 +146,8 @@ def load_datasets(config: DataConfig, seed: int) -> Datasets:
     if config.test_subset:
         keep = _subset(len(test_y), config.test_subset, _rng(seed, _STREAM_TEST_SUBSET))
         test_x, test_y = test_x[torch.from_numpy(keep)], test_y[torch.from_numpy(keep)]
+    if config.image_size:
+        train_x, test_x = _resized(train_x, config.image_size), _resized(test_x, config.image_size)
 
     count = validation_count(config.validation, len(train_y))
     if not 0 < count < len(train_y):
@@ -115,9 +155,15 @@ def load_datasets(config: DataConfig, seed: int) -> Datasets:
             f"data.validation = {config.validation:g} gives {count} validation images out of {len(train_y)} training "
             f"images; it must leave at least one on each side (use a smaller data.validation or a larger data.subset)"
         )
-    order = _rng(seed, _STREAM_VALIDATION).permutation(len(train_y))
-    # Sorted indices read memory in order (faster gathers); training shuffles every epoch anyway.
-    val_index, train_index = torch.from_numpy(np.sort(order[:count])), torch.from_numpy(np.sort(order[count:]))
+    validation_rng = _rng(seed, _STREAM_VALIDATION)
+    if stratified:
+        what = f"the validation split (data.validation = {config.validation:g})"
+        after = f" after data.subset = {config.subset}" if config.subset else ""
+        val_index, train_index = _stratified_holdout(train_y, count, validation_rng, classes, what, after)
+    else:
+        order = validation_rng.permutation(len(train_y))
+        # Sorted indices read memory in order (faster gathers); training shuffles every epoch anyway.
+        val_index, train_index = torch.from_numpy(np.sort(order[:count])), torch.from_numpy(np.sort(order[count:]))
 
     train_images = _to_unit_float(train_x[train_index])
     channels = train_images.shape[1]
@@ -129,16 +175,54 @@ def load_datasets(config: DataConfig, seed: int) -> Datasets:
     def normalize(images: torch.Tensor) -> torch.Tensor:
         return images.sub_(mean.view(shape)).div_(std.view(shape))
 
-    return Datasets(
+    datasets = Datasets(
         name=config.dataset,
         train=Split(normalize(train_images), train_y[train_index].contiguous()),
         validation=Split(normalize(_to_unit_float(train_x[val_index])), train_y[val_index].contiguous()),
         test=Split(normalize(_to_unit_float(test_x)), test_y.contiguous()),
-        num_classes=NUM_CLASSES,
+        num_classes=len(classes),
         input_shape=(channels, int(train_images.shape[2]), int(train_images.shape[3])),
+        classes=classes,
         mean=tuple(float(value) for value in mean),
         std=tuple(float(value) for value in std),
     )
+    if accept is not None:
+        accept(datasets)
+    store_cache()
+    return datasets
+
+
+def _stratified_holdout(
+    labels: torch.Tensor, count: int, rng: np.random.Generator, classes: tuple[str, ...], what: str, after: str,
+    keep: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted (held out, kept) indices: every class gives its share of ``count``, at least one image,
+    and keeps at least ``keep``; a one-line error names the first class too small for that."""
+    values = labels.numpy()
+    share = count / len(values)
+    held: list[np.ndarray] = []
+    for label, name in enumerate(classes):
+        members = np.flatnonzero(values == label)
+        take = max(1, int(round(share * len(members))))
+        if len(members) < take + keep:
+            raise DatasetError(
+                f"class {name!r} has {len(members)} training image(s){after}; {what} holds out {take} of them "
+                f"and leaves {'training and validation' if keep == 2 else 'training'} at least one each: "
+                f"give it at least {take + keep} images" + (", or lower data.validation" if take > 1 and keep == 1 else "")
+            )
+        held.append(rng.permutation(members)[:take])
+    held_index = np.sort(np.concatenate(held))
+    kept = np.ones(len(values), dtype=bool)
+    kept[held_index] = False
+    return torch.from_numpy(held_index), torch.from_numpy(np.flatnonzero(kept))
+
+
+def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``images`` at size x size (bilinear, antialiased); uint8 pixels become floats in [0, 1]."""
+    if tuple(images.shape[2:]) == (size, size):
+        return images
+    floats = _to_unit_float(images)
+    return F.interpolate(floats, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def validation_count(validation: float, train_size: int) -> int:
@@ -171,7 +255,7 @@ def _to_unit_float(images: torch.Tensor) -> torch.Tensor:
 # --- bundled and generated data ---------------------------------------------------------------
 
 
-def _load_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _load_digits(seed: int) -> LabelledImages:
     from sklearn.datasets import load_digits  # imported here: scikit-learn is slow to import
 
     digits = load_digits()
@@ -180,22 +264,23 @@ def _load_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
     order = _rng(seed, _STREAM_DIGITS_TEST).permutation(len(labels))
     test_count = int(round(DIGITS_TEST_FRACTION * len(labels)))
     test, train = torch.from_numpy(np.sort(order[:test_count])), torch.from_numpy(np.sort(order[test_count:]))
-    return images[train], labels[train], images[test], labels[test]
+    return LabelledImages(images[train], labels[train], images[test], labels[test], DIGIT_CLASSES)
 
 
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_NOISE = 600, 200, 0.6
 
 
-def _make_synthetic(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _make_synthetic(seed: int) -> LabelledImages:
     """Ten fixed 8x8 class patterns, shifted by up to a pixel, plus Gaussian noise: learnable in seconds.
 
     The patterns come from a fixed generator so the task is the same for every seed; the seed picks
     the samples, shifts and noise.
     """
-    patterns = np.random.default_rng(20170301).choice([-1.0, 1.0], size=(NUM_CLASSES, 8, 8))
+    classes = len(DIGIT_CLASSES)
+    patterns = np.random.default_rng(20170301).choice([-1.0, 1.0], size=(classes, 8, 8))
     rng = _rng(seed, _STREAM_SYNTHETIC)
     total = SYNTHETIC_TRAIN + SYNTHETIC_TEST
-    labels = rng.permutation(np.arange(total) % NUM_CLASSES)  # balanced classes
+    labels = rng.permutation(np.arange(total) % classes)  # balanced classes
     images = patterns[labels]
     shifts = rng.integers(-1, 2, size=(total, 2))
     for axis in (0, 1):  # rolling by the same shift at once keeps this vectorized per shift value
@@ -205,28 +290,35 @@ def _make_synthetic(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     images = images + SYNTHETIC_NOISE * rng.standard_normal(images.shape)
     x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
-    return x[:SYNTHETIC_TRAIN], y[:SYNTHETIC_TRAIN], x[SYNTHETIC_TRAIN:], y[SYNTHETIC_TRAIN:]
+    return LabelledImages(x[:SYNTHETIC_TRAIN], y[:SYNTHETIC_TRAIN], x[SYNTHETIC_TRAIN:], y[SYNTHETIC_TRAIN:], DIGIT_CLASSES)
 
 
 # --- torchvision files ------------------------------------------------------------------------
 
 
-def _load_torchvision(
-    name: str, root: Path, download: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _load_torchvision(name: str, root: Path, download: bool) -> LabelledImages:
     """Read the files with torchvision's own classes, then take ``.data``/``.targets`` once."""
-    from torchvision import datasets  # imported here: only these three datasets need torchvision
+    from torchvision import datasets  # imported here: only these datasets need torchvision
 
-    if name == "cifar10":
-        cls: type = datasets.CIFAR10
-        folder, files = root / "cifar-10-batches-py", _CIFAR_FILES
-        how = f"extract cifar-10-python.tar.gz into {root}"
+    if name in ("cifar10", "cifar100"):
+        cls: Any = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        folder, files = root / cls.base_folder, _CIFAR_FILES if name == "cifar10" else _CIFAR100_FILES
+        how = f"extract {cls.filename} into {root}"
+    elif name == "svhn":
+        cls, folder, files = datasets.SVHN, root, _SVHN_FILES
+        how = f"put {' and '.join(_SVHN_FILES)} from ufldl.stanford.edu/housenumbers there"
     else:
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         folder, files = root / cls.__name__ / "raw", _MNIST_FILES
         how = "put the files there, gunzipped"
+
+    def read(train: bool) -> Any:
+        if cls is datasets.SVHN:  # SVHN names its parts by split, the others by a flag
+            return cls(str(root), split="train" if train else "test", download=download)
+        return cls(str(root), train=train, download=download)
+
     try:
-        parts = [cls(str(root), train=train, download=download) for train in (True, False)]
+        parts = [read(train) for train in (True, False)]
     except _READ_ERRORS as error:
         missing = [file for file in files if not (folder / file).is_file()]
         reason = " ".join(str(error).split())[:300] or type(error).__name__  # one line, however long the error
@@ -247,21 +339,25 @@ def _load_torchvision(
             f"delete them and set data.download = true, or {how} again"
         ) from None
 
+    classes = tuple(str(c) for c in getattr(parts[0], "classes", DIGIT_CLASSES))  # SVHN names none: digits
     tensors: list[torch.Tensor] = []
     for part in parts:
-        if name == "cifar10":  # numpy (N, H, W, C) uint8 and a list of ints
+        if name in ("cifar10", "cifar100"):  # numpy (N, H, W, C) uint8 and a list of ints
             images = torch.from_numpy(np.ascontiguousarray(part.data.transpose(0, 3, 1, 2)))
             labels = torch.as_tensor(part.targets, dtype=torch.int64)
+        elif name == "svhn":  # numpy (N, C, H, W) uint8 and numpy labels, 0..9 (torchvision maps 10 to 0)
+            images = torch.from_numpy(np.ascontiguousarray(part.data))
+            labels = torch.as_tensor(part.labels, dtype=torch.int64)
         else:  # uint8 tensor (N, H, W) and int64 tensor
             images, labels = part.data.unsqueeze(1), part.targets.to(torch.int64)
         if len(images) != len(labels) or len(labels) == 0:
             raise DatasetError(
                 f"{name} files in {folder} hold {len(images)} images but {len(labels)} labels; replace them"
             )
-        if int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES:
-            raise DatasetError(f"{name} files in {folder} have labels outside 0..{NUM_CLASSES - 1}; replace them")
+        if int(labels.min()) < 0 or int(labels.max()) >= len(classes):
+            raise DatasetError(f"{name} files in {folder} have labels outside 0..{len(classes) - 1}; replace them")
         tensors += [images, labels]
-    return tensors[0], tensors[1], tensors[2], tensors[3]
+    return LabelledImages(tensors[0], tensors[1], tensors[2], tensors[3], classes)
 
 
 # Augmentation: the standard CIFAR recipe, on whole batches of tensors on the device.

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Bad input (a genome, a config, a dataset folder, a run folder): the message says how to fix it."""
+
+
+class DatasetError(UserError):
+    """Dataset files that are missing or unreadable, data that cannot be used, or a split that cannot be made."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
@@ -31,6 +31,9 @@ from genetic_cnn.report import write_summary
 from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
 from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError
 from genetic_cnn.summary import GenerationSummary
+
+if TYPE_CHECKING:
+    from genetic_cnn.arrays import LabelledImages
 
 Echo = Callable[[str], None]
 OnResult = Callable[[EvaluationResult], None]
@@ -250,21 +253,38 @@ class RunInterrupted(KeyboardInterrupt):
 
 def start_run(
     config: Config, out: str | Path | None = None, progress: bool = True, echo: Echo | None = None,
-    on_result: OnResult | None = None,
+    on_result: OnResult | None = None, data: Any = None,
 ) -> Path:  # fmt: skip
     """Create a run folder for ``config`` and evolve to the end; returns the folder.
 
     Everything that can be checked is checked before anything is written: the folder (new, empty,
     or refused), the device, the dataset files, and that the preset can take the data's images.
+
+    ``data``: images already in memory instead of ``config.data.dataset``'s files: a map-style torch
+    ``Dataset`` of (image, label) items, an (images, labels) pair of arrays or tensors, a (train,
+    test) pair of these, or (x_train, y_train, x_test, y_test); without a test set, a seeded 20% of
+    every class is held out for testing. They are checked, then copied into ``RUN/data.npz`` and the
+    run records ``data.dataset = "arrays"`` with that file as ``data.root``, so that worker processes
+    and a later ``resume`` read exactly the same images.
     """
     folder = Path(out or config.run.out or default_run_folder(config))
     check_new_folder(folder)
+    own = None
+    if data is not None:
+        from genetic_cnn.arrays import from_memory
+
+        own = from_memory(data, config.data.layout, progress)
+        config = replace(config, data=replace(config.data, dataset="arrays", root=str(folder / OWN_DATA_FILE)))
     config = settled(config, folder)
-    check_inputs(config)
+    check_inputs(config, own)
     existed = folder.exists()
     store = RunStore.create(folder, config, environment())
     (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
     try:
+        if own is not None:
+            from genetic_cnn.arrays import save_npz
+
+            save_npz(own, folder / OWN_DATA_FILE)
         return _drive(store, progress, echo, checked=True, on_result=on_result)
     except UserError:
         if not load_run_evaluations_exist(folder):
@@ -272,6 +292,8 @@ def start_run(
         raise
 
 
+OWN_DATA_FILE = "data.npz"
+"""Where a run started with ``start_run(config, data=...)`` keeps its copy of the data."""
 CONFIG_FILE = "config.toml"
 
 
@@ -311,7 +333,7 @@ def load_run_evaluations_exist(folder: Path) -> bool:
 
 
 def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
-    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE):
+    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE, OWN_DATA_FILE):
         (folder / name).unlink(missing_ok=True)
     if remove_folder and not any(folder.iterdir()):
         folder.rmdir()
@@ -384,10 +406,10 @@ def _check_config_file(folder: Path, stored: Config) -> None:
         )
 
 
-def check_inputs(config: Config) -> None:
+def check_inputs(config: Config, own: LabelledImages | None = None) -> None:
     """Fail on a bad device, missing dataset files or a preset that cannot take the data's images,
     now, before any folder is made, progress bar shown or network trained; warn on a preset much
-    smaller than the data."""
+    smaller than the data. ``own``: images in memory that stand for ``config.data``'s file."""
     from genetic_cnn.device import resolve_device
 
     resolve_device(config.run.device)
@@ -405,7 +427,7 @@ def check_inputs(config: Config) -> None:
                 f"evolution.population = {config.evolution.population}: a tabulation evaluates every architecture, "
                 f"and the space of nodes {list(config.preset().nodes)} has {count}; use genetic-cnn tabulate"
             )
-    check_fitness_inputs(config)  # e.g. the dataset loads and fits the preset, or the table is of this space
+    check_fitness_inputs(config, own)  # e.g. the dataset loads and fits the preset, or the table is of this space
 
 
 def _drive(

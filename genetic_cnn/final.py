@@ -13,7 +13,7 @@ phases: phase boundaries are scaled and rounded, phases left with no epoch are d
 the plateau scheduler watches the training loss, and ``train.early_stopping`` is not used.
 
 Augmentation (``--augment``): the standard CIFAR recipe, random crop with zero padding (4 pixels
-for 32x32 images, ``augment_padding``) and, on CIFAR-10 only, a random horizontal flip (digits are
+for 32x32 images, ``augment_padding``) and, on CIFAR-10 and CIFAR-100 only, a random horizontal flip (digits are
 not mirror-symmetric). It runs on whole batches of tensors on the device, seeded per training seed.
 Padding is in normalized units, so it pads with the training set's mean colour.
 
@@ -52,8 +52,9 @@ if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI
     from genetic_cnn.data import Split
     from genetic_cnn.genome import Genome
 
-FLIP_DATASETS = ("cifar10",)
-"""Datasets whose images may be mirrored left-right by augmentation."""
+FLIP_DATASETS = ("cifar10", "cifar100")
+"""Datasets whose images may be mirrored left-right by augmentation (not digits, house numbers, or
+a user's images, of which we cannot know whether a mirror image keeps its class)."""
 
 Echo = Callable[[str], None]
 
@@ -193,15 +194,15 @@ def train_final(
     from genetic_cnn.network import build_network
     from genetic_cnn.train import evaluate_model
 
-    datasets = load_datasets(config.data, seed=config.run.seed)
-    preset = preset_for_data(config, datasets)
-    folder = Path(out) if out is not None else _default_folder(preset.name)
+    folder = Path(out) if out is not None else _default_folder(config.preset().name)
     existing = [name for name in output_names(seed_list) if (folder / name).exists()]
-    if existing and not force:
+    if existing and not force:  # refused before the data are read (and a folder's decoded images cached)
         raise UserError(
             f"--out {folder} already holds {', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}; "
             "choose another folder or pass --force to overwrite them"
         )
+    datasets = load_datasets(config.data, seed=config.run.seed, accept=lambda data: preset_for_data(config, data))
+    preset = preset_for_data(config, datasets)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -313,7 +314,7 @@ def add_parser(subparsers: Any) -> None:
     add_common_arguments(parser)
     parser.add_argument("--epochs", type=int, help="total epochs; the schedule's phases keep their proportions")
     parser.add_argument("--augment", action="store_true",
-                        help="random crop (pad 4 on 32x32) and, on CIFAR-10, horizontal flip")  # fmt: skip
+                        help="random crop (pad 4 on 32x32) and, on CIFAR-10/100, horizontal flip")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from run.seed on (default 1)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/final-<preset>-<time>)")
     parser.add_argument("--force", action="store_true", help="overwrite the files of an earlier train in --out")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from genetic_cnn.config import FITNESS_METHODS
 
 if TYPE_CHECKING:
+    from genetic_cnn.arrays import LabelledImages
     from genetic_cnn.config import Config
     from genetic_cnn.data import Datasets
     from genetic_cnn.records import EvaluationResult, EvaluationTask
@@ -37,9 +38,10 @@ def _method(config: Config):  # noqa: ANN202 - a module
     return importlib.import_module(FITNESS_METHODS[config.evaluation.method])
 
 
-def check_fitness_inputs(config: Config) -> None:
+def check_fitness_inputs(config: Config, own: LabelledImages | None = None) -> None:
     """The method's ``check``, or by default: the dataset loads and the preset can take its images
-    (a warning for a preset much smaller than the data)."""
+    (a warning for a preset much smaller than the data). ``own``: images in memory that stand for
+    ``config.data``'s file (``start_run(config, data=...)``)."""
     check = getattr(_method(config), "check", None)
     if check is not None:
         check(config)
@@ -48,8 +50,10 @@ def check_fitness_inputs(config: Config) -> None:
     from genetic_cnn.presets import fit_to_data, size_warning
     from genetic_cnn.progress import warn
 
-    datasets = load_datasets(config.data, seed=config.run.seed)
-    fit_to_data(config.preset(), datasets.name, datasets.input_shape, datasets.num_classes)
+    datasets = load_datasets(
+        config.data, seed=config.run.seed, own=own,
+        accept=lambda data: fit_to_data(config.preset(), data.name, data.input_shape, data.num_classes),
+    )  # fmt: skip
     warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
     if warning:
         warn(warning)

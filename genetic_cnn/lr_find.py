@@ -253,7 +253,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from genetic_cnn.device import resolve_device
     from genetic_cnn.network import build_network
 
-    datasets = load_datasets(config.data, seed=config.run.seed)
+    datasets = load_datasets(config.data, seed=config.run.seed, accept=lambda data: preset_for_data(config, data))
     preset = preset_for_data(config, datasets)
     seed = config.run.seed if args.seed is None else args.seed
     torch.manual_seed(seed)

@@ -10,9 +10,11 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, run_cli, set_args
+from own_data import class_image, npz_arrays, save_png, write_image_folder, write_npz
 
 from genetic_cnn.cli import build_parser
 
@@ -145,6 +147,36 @@ def other_tabulation(tmp: Path) -> list[str]:
     return tabulate_with("--seeds", "2")(tmp)
 
 
+def image_folder_with(damage: str, command: str = "evolve", *extra: str) -> Setup:
+    """A small PNG folder (3 classes of 4 images) with one kind of damage, and the command's arguments."""
+
+    def setup(tmp: Path) -> list[str]:
+        root = tmp / "images"
+        classes = ("a",) if damage == "one class" else ("a", "b", "c")
+        write_image_folder(root, per_class=1 if damage == "too few" else 4, test_per_class=1 if damage == "too few" else 0,
+                           classes=classes, size=12)  # fmt: skip
+        if damage == "empty class":
+            (root / "train" / "d").mkdir()
+        elif damage == "unreadable":
+            write(root / "train" / "b" / "0002.png", b"\x89PNG but then nothing an image needs")
+        elif damage == "mixed modes":
+            save_png(root / "train" / "c" / "0001.png", class_image(2, 1, size=12, channels=1))
+        overrides = [*TINY, "data.dataset=folder", f"data.root={str(root)!r}", "data.validation=0.5", *extra]
+        if command == "evolve":
+            return ["--out", str(tmp / "run"), *set_args(overrides)]
+        return ["1-01|0-01-100-0111", "--out", str(tmp / "out"), *set_args(overrides)]
+
+    return setup
+
+
+def arrays_with(**changes: object) -> Setup:
+    def setup(tmp: Path) -> list[str]:
+        path = write_npz(tmp / "mine.npz", **{**npz_arrays(), **changes})
+        return ["--out", str(tmp / "run"), *set_args([*TINY, "data.dataset=arrays", f"data.root={str(path)!r}"])]
+
+    return setup
+
+
 ROWS: list[tuple[str, str, Setup, str]] = [
     # (what, command, its arguments, a part of the one line expected)
     # genomes
@@ -189,6 +221,25 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("MNIST files missing", "evolve", evolve_with("data.dataset=mnist", "data.root='nowhere'", "space.preset=mnist"), "MNIST"),
     ("MNIST file truncated", "evolve", mnist_root_with_truncated_file, "MNIST"),
     ("CIFAR-10 files missing", "evolve", evolve_with("data.dataset=cifar10", "data.root='nowhere'", "space.preset=cifar10", "space.channels=[4, 4, 8]"), "cifar-10-batches-py"),
+    # issue 16: your own data
+    ("image folder with an empty class folder", "evolve", image_folder_with("empty class"), "images/train/d holds no images"),
+    ("image folder of one class", "evolve", image_folder_with("one class"), "one class only"),
+    ("image folder with an unreadable image", "evolve", image_folder_with("unreadable"), "cannot read the image"),
+    ("image folder with grayscale and colour images", "evolve", image_folder_with("mixed modes"), "mixed-mode images"),
+    ("image folder with a class too small to validate", "evolve", image_folder_with("too few"), "the validation split"),
+    ("train on an image folder with an empty class", "train", image_folder_with("empty class", "train"), "holds no images"),
+    ("lr-find on an image folder of one class", "lr-find", image_folder_with("one class", "lr-find"), "one class only"),
+    ("preset that shrinks a folder's images to nothing", "evolve", image_folder_with("none", "evolve", "space.preset=mnist"),
+     "space.preset = 'mnist' is made for 1x28x28 images but data.dataset = 'folder' has 3x12x12"),
+    ("train with a preset that shrinks a folder's images", "train", image_folder_with("none", "train", "space.preset=mnist"),
+     "shrink them to nothing"),
+    ("image folder that is not there", "evolve", evolve_with("data.dataset=folder", "data.root='nowhere'"), "nowhere does not exist"),
+    ("arrays file that is not there", "evolve", evolve_with("data.dataset=arrays", "data.root='nowhere.npz'"), "does not exist"),
+    ("label array of the wrong length", "evolve", arrays_with(y_train=np.zeros(47, dtype=np.int64)), "y_train has 47 labels but x_train has 48"),
+    ("non-integer labels", "evolve", arrays_with(y_train=np.linspace(0, 3, 48)), "float64 labels"),
+    ("arrays whose layout is ambiguous", "evolve", arrays_with(x_train=np.zeros((48, 3, 4, 3), dtype=np.uint8)), "set data.layout"),
+    ("unknown array layout", "evolve", evolve_with("data.layout=hwcn"), "data.layout = 'hwcn' is not one of"),
+    ("negative image size", "evolve", evolve_with("data.image_size=-1"), "data.image_size = -1"),
     # run folders and databases
     ("resume a folder that does not exist", "resume", lambda tmp: [str(tmp / "nothing")], "is not a folder"),
     ("resume a folder that is not a run", "resume", lambda tmp: [str(tmp)], "is not a run folder"),

@@ -1,0 +1,244 @@
+"""``data.dataset = "folder"``: your own images in torchvision's ImageFolder layout, decoded once, cached.
+
+``root/train/<class>/*.png|jpg|...`` (and ``root/test/<class>/...`` when there is a test set) is
+listed as torchvision's ``ImageFolder`` lists it, and every image decoded through an ``ImageFolder``
+with Pillow into the uint8 tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
+mode: grayscale (1 channel) or colour (3 channels; palette and alpha images become RGB).
+
+Decoding thousands of files takes seconds to minutes, so the decoded tensors are kept in
+``root/.genetic-cnn-cache/folder-<key>.pt``; the key hashes every file's name, size and modification
+time and ``data.image_size``, so adding, removing or changing an image decodes the folder again. The
+cache is written only by ``store`` after the whole dataset was checked, never over a user's file,
+and can be deleted at any time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genetic_cnn.arrays import LabelledImages
+from genetic_cnn.errors import DatasetError
+from genetic_cnn.progress import bar as progress_bar
+from genetic_cnn.progress import warn
+
+CACHE_FOLDER = ".genetic-cnn-cache"
+CACHE_VERSION = 1
+"""Part of the cache key: a change to how images are decoded makes old caches unused."""
+PROGRESS_FROM = 1000
+"""Images from which decoding shows a progress bar."""
+GRAY_MODES = ("1", "L", "LA")
+COLOUR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""torchvision's ``IMG_EXTENSIONS``: the files ImageFolder lists (tests check that the two agree)."""
+
+
+def load_folder(root: Path, image_size: int) -> tuple[LabelledImages, Callable[[], None]]:
+    """The folder's images and labels, and a function that caches them (a no-op when read from the cache).
+
+    The caller calls the function once everything else about the data checked out, so that bad
+    data writes nothing.
+    """
+    splits = {"train": _listing(root, "train")}
+    if (root / "test").is_dir():
+        splits["test"] = _listing(root, "test")
+        _check_same_classes(root, splits["train"].classes, splits["test"].classes)
+    cache = root / CACHE_FOLDER / f"folder-{_cache_key(root, splits, image_size)}.pt"
+    cached = _read_cache(cache)
+    if cached is not None:
+        return cached, lambda: None
+    decoded = {name: _decode_all(folder, image_size) for name, folder in splits.items()}
+    train_images, train_labels = decoded["train"]
+    test_images, test_labels = decoded.get("test", (None, None))
+    if test_images is not None and test_images.shape[1:] != train_images.shape[1:]:
+        raise DatasetError(
+            f"{root}/test holds {_describe(test_images)} images but {root}/train {_describe(train_images)}; "
+            "give both the same mode and size, or set data.image_size to resize them all"
+        )
+    images = LabelledImages(train_images, train_labels, test_images, test_labels, tuple(splits["train"].classes))
+    return images, partial(_write_cache, cache, images)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The class folders and image files of one split, as torchvision's ImageFolder lists them."""
+
+    folder: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    """(path, class index), in ImageFolder's order."""
+
+
+def _listing(root: Path, split: str) -> Listing:
+    """``root/split``'s classes and images; class folders without images are refused.
+
+    Listed here rather than by ImageFolder so that a run that finds its cache never imports
+    torchvision (seconds); ``_decode_all`` checks that ImageFolder lists the same files.
+    """
+    folder = root / split
+    if not folder.is_dir():
+        where = f"{root} does not exist" if not root.exists() else f"{folder} is not a folder"
+        raise DatasetError(
+            f"data.dataset = 'folder' reads data.root/train/<class>/<images> and {where}; "
+            "set data.root to the folder that holds train/ (and optionally test/)"
+        )
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    if not classes:
+        raise DatasetError(f"{folder} holds no class folders; put each class's images in {folder}/<class>/")
+    samples: list[tuple[str, int]] = []
+    empty: list[str] = []
+    for label, name in enumerate(classes):
+        found = [
+            os.path.join(parent, file)
+            for parent, _, files in sorted(os.walk(folder / name, followlinks=True))  # ImageFolder's walk
+            for file in sorted(files)
+            if file.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+        samples += [(path, label) for path in found]
+        if not found:
+            empty.append(name)
+    if empty:
+        raise DatasetError(
+            f"{folder}/{empty[0]} holds no images{f' (nor {len(empty) - 1} other class folders)' if len(empty) > 1 else ''}; "
+            "add .png or .jpg images to it or remove the folder"
+        )
+    if split == "train" and len(classes) < 2:
+        raise DatasetError(f"{folder} holds one class only ({classes[0]}); classification needs at least two class folders")
+    return Listing(folder, classes, samples)
+
+
+def _check_same_classes(root: Path, train: list[str], test: list[str]) -> None:
+    if train != test:
+        only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
+        parts = [f"only in train/: {', '.join(only_train[:3])}" if only_train else "",
+                 f"only in test/: {', '.join(only_test[:3])}" if only_test else ""]  # fmt: skip
+        raise DatasetError(
+            f"{root}/train and {root}/test have different class folders ({'; '.join(p for p in parts if p)}); "
+            "give both the same classes"
+        )
+
+
+def _cache_key(root: Path, splits: dict[str, Listing], image_size: int) -> str:
+    """A hash of every image's path, size and modification time, the classes and ``image_size``."""
+    digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "image_size": image_size}).encode())
+    prefix = len(str(root))  # names relative to the root: a moved folder keeps its cache
+    for name, listing in splits.items():
+        digest.update(json.dumps([name, listing.classes]).encode())
+        for path, label in listing.samples:
+            stat = os.stat(path)
+            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _read_cache(path: Path) -> LabelledImages | None:
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, weights_only=True)
+        return LabelledImages(
+            saved["train_images"], saved["train_labels"], saved.get("test_images"), saved.get("test_labels"),
+            tuple(saved["classes"]),
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - a cache file we cannot read is decoded again, whatever the reason
+        return None
+
+
+def _write_cache(path: Path, images: LabelledImages) -> None:
+    """Save the decoded tensors atomically; a folder we may not write to only costs the next run time."""
+    saved: dict[str, Any] = {
+        "train_images": images.train_images, "train_labels": images.train_labels, "classes": list(images.classes)
+    }  # fmt: skip
+    if images.test_images is not None:
+        saved |= {"test_images": images.test_images, "test_labels": images.test_labels}
+    partial_path = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        torch.save(saved, partial_path)
+        os.replace(partial_path, path)  # another process writing the same key writes the same bytes
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial_path.unlink(missing_ok=True)
+        warn(f"could not cache the decoded images in {path.parent} ({error.strerror}); the next run decodes them again")
+
+
+def _decode_all(listing: Listing, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of ``listing`` decoded by torchvision's ImageFolder (with ``_decode`` as its loader)
+    into one (N, C, H, W) uint8 tensor."""
+    from torchvision.datasets import ImageFolder
+
+    images_of = ImageFolder(str(listing.folder), loader=partial(_decode, image_size=image_size), allow_empty=True)
+    if images_of.classes != listing.classes or images_of.samples != listing.samples:
+        raise DatasetError(f"{listing.folder} changed while it was being read; run again when it is complete")
+    count = len(images_of)
+    first_path = listing.samples[0][0]
+    first, _ = images_of[0]
+    images = np.empty((count, *first.shape), dtype=np.uint8)
+    bar = progress_bar(total=count, desc=f"decoding {listing.folder.name}/ images", unit="img",
+                       disable=count < PROGRESS_FROM)  # fmt: skip
+    for index in range(count):
+        image, _ = images_of[index] if index else (first, None)
+        if image.shape != first.shape:
+            raise DatasetError(_mismatch(listing.samples[index][0], image, first_path, first))
+        images[index] = image
+        bar.update(1)
+    bar.close()
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return tensor, torch.as_tensor(images_of.targets, dtype=torch.int64)
+
+
+def _mismatch(path: str, image: np.ndarray, first_path: str, first: np.ndarray) -> str:
+    if image.shape[2] != first.shape[2]:
+        return (
+            f"mixed-mode images: {path} is {_mode(image)} but {first_path} is {_mode(first)}; "
+            "convert them all to RGB or all to grayscale"
+        )
+    return (
+        f"{path} is {image.shape[1]}x{image.shape[0]} pixels but {first_path} is {first.shape[1]}x{first.shape[0]}; "
+        "set data.image_size = N to resize every image to NxN"
+    )
+
+
+def _mode(image: np.ndarray) -> str:
+    return "grayscale" if image.shape[2] == 1 else "colour (RGB)"
+
+
+def _describe(images: torch.Tensor) -> str:
+    channels, height, width = images.shape[1:]
+    return f"{'grayscale' if channels == 1 else 'colour'} {height}x{width}"
+
+
+def _decode(path: str, image_size: int = 0) -> np.ndarray:
+    """One image file as an (H, W, C) uint8 array, C = 1 (grayscale) or 3 (colour), resized when asked."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            mode = opened.mode
+            if mode in GRAY_MODES:
+                image = opened.convert("L")
+            elif mode in COLOUR_MODES:
+                image = opened.convert("RGB")
+            else:
+                raise DatasetError(
+                    f"{path} has the image mode {mode}, which is neither 8-bit grayscale nor colour; save it as RGB or 8-bit grayscale"
+                )
+            if image_size and image.size != (image_size, image_size):
+                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise DatasetError(f"cannot read the image {path}: Pillow does not recognise it as an image; replace or delete it") from None
+    except (OSError, ValueError, SyntaxError) as error:  # e.g. a truncated file
+        reason = " ".join(str(error).split())[:150] or type(error).__name__
+        raise DatasetError(f"cannot read the image {path} ({reason}); replace or delete it") from None
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
