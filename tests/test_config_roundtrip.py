@@ -29,6 +29,8 @@ MANY = [
     "space.nodes=[3, 4]",
     "space.channels=[4, 6]",
     "evolution.strategy=random",
+    "evolution.selection=tournament",  # read only by the genetic strategy
+    "evolution.sample_size=3",
     "evolution.population=3",
     "evolution.generations=7",
     "evolution.p_crossover=0.55",
@@ -53,6 +55,7 @@ MANY = [
     "evaluation.supernet_schedule=[[3, 0.002], [1, 2e-5]]",
     "evaluation.calibration_images=77",
     "evaluation.supernet_sampling=balanced",
+    "evaluation.table='a table.json.gz'",  # read only by evaluation.method = "table"
     "run.seed=12345",
     "run.device=cpu",
     "run.executor=processes",
