@@ -223,7 +223,7 @@ def _check_request(out: Path, request: dict[str, Any]) -> None:
     """``out`` is new, empty, or holds a calibration of exactly this request (which then continues)."""
     path = out / REQUEST
     if path.is_file():
-        if json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(request)):
+        if _as_read_now(json.loads(path.read_text(encoding="utf-8"))) != _as_read_now(json.loads(json.dumps(request))):
             raise UserError(
                 f"{out} holds a calibration with other settings (config, --genomes, --seeds or --fidelity); "
                 "repeat its command to continue it, or choose another --out"
@@ -231,6 +231,17 @@ def _check_request(out: Path, request: dict[str, Any]) -> None:
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and holds no calibration; choose a new or empty folder")
+
+
+def _as_read_now(request: dict[str, Any]) -> dict[str, Any]:
+    """A stored request with its config read by this version: keys added since take their defaults,
+    so that a calibration begun by an older version can be continued."""
+    from genetic_cnn.config import ConfigError, config_from_dict
+
+    try:
+        return {**request, "config": config_from_dict(request["config"]).to_dict()}
+    except (ConfigError, KeyError, TypeError):
+        return request  # unreadable: it differs from any request this version makes
 
 
 def summary_line(result: FidelityResult) -> str:

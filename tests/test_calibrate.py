@@ -147,3 +147,12 @@ def test_cli_prints_each_verdict_and_where_the_results_are(tmp_path: Path) -> No
     assert "fidelity 2/2: data.subset=500" in result.stdout
     assert f"results: {tmp_path / 'c' / 'calibration.md'}" in result.stdout
     assert ("cheapest fidelity that ranks" in result.stdout) != ("no fidelity measured here ranks" in result.stdout)
+
+
+def test_a_calibration_begun_before_a_config_key_was_added_continues(calibrated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    request = json.loads((calibrated / "calibration-request.json").read_text())
+    del request["config"]["evolution"]["selection"]  # as an older version wrote it
+    (calibrated / "calibration-request.json").write_text(json.dumps(request))
+    trainings = count_trainings(monkeypatch)
+    calibrate(load_config(None, TINY), calibrated, genomes=5, seeds=3, fidelities=FIDELITIES, progress=False)
+    assert trainings.count == 0
