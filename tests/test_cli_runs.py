@@ -14,6 +14,7 @@ from conftest import TINY, count_trainings, run_cli, set_args
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
+from genetic_cnn.noise import FitnessNoise, noise_verdict
 from genetic_cnn.records import OK, REUSED
 from genetic_cnn.store import load_run
 
@@ -99,8 +100,9 @@ def check_outcome(stdout: str, folder: Path, cwd: Path | None = None) -> None:
     """After the table: the best genome with its fitness and test accuracy, then the run folder."""
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     _, _, after = table_of(stdout)
-    assert len(after) == 2, after
-    best_line, folder_line = after
+    verdict = noise_verdict(FitnessNoise.from_dict(summary["fitness_noise"]))
+    assert after[1:-1] == ([verdict] if verdict else []), after  # the noise line only when noise reaches the spread
+    best_line, folder_line = after[0], after[-1]
     assert summary["best_genome"] in best_line
     assert f"{pct(summary['best_fitness'])}%" in best_line and f"{pct(summary['best_test_accuracy'])}%" in best_line
     printed = Path(folder_line.removeprefix("results:").strip())
