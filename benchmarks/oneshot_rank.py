@@ -49,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calibration-images", type=int, default=1000)
     parser.add_argument("--sampling", nargs="+", default=["uniform", "balanced"], help="path sampling rules to compare")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="measure nothing: summarize what --work holds (a stopped study on the architectures it finished)")
     parser.add_argument("--work", type=Path, required=True, help="folder for measurements and supernets (resumable)")
     parser.add_argument("--out", type=Path, required=True, help="summary JSON")
     return parser.parse_args()
@@ -136,7 +138,14 @@ def run_oneshot(args: argparse.Namespace, genomes: list, seed: int, done: dict, 
 
 
 def summarize(args: argparse.Namespace, genomes: list, done: dict) -> dict[str, Any]:
-    keys = [architecture_key(genome) for genome in genomes]
+    """Correlations over the architectures measured by every standalone seed and every supernet so far
+    (all of them once the study is complete; a stopped study is summarized on what it measured)."""
+    kinds = [("standalone", args.seeds)] + [(oneshot_kind(sampling), args.supernets) for sampling in args.sampling]
+    keys = [
+        key for key in (architecture_key(genome) for genome in genomes)
+        if all((row := done.get((kind, seed, key))) is not None and row["status"] == OK
+               for kind, count in kinds for seed in range(count))
+    ]  # fmt: skip
 
     def accuracies(kind: str, seed: int) -> list[float] | None:
         rows = [done.get((kind, seed, key)) for key in keys]
@@ -145,7 +154,7 @@ def summarize(args: argparse.Namespace, genomes: list, done: dict) -> dict[str, 
         return [100 * row["accuracy"] for row in rows]  # type: ignore[index]
 
     standalone = [a for seed in range(args.seeds) if (a := accuracies("standalone", seed)) is not None]
-    result: dict[str, Any] = {"standalone_seeds_complete": len(standalone)}
+    result: dict[str, Any] = {"archs_compared": len(keys), "standalone_seeds_complete": len(standalone)}
 
     def tau_rho(x: list[float], y: list[float]) -> dict[str, float]:
         return {"kendall_tau": float(kendalltau(x, y).statistic), "spearman_rho": float(spearmanr(x, y).statistic)}
@@ -180,6 +189,19 @@ def summarize(args: argparse.Namespace, genomes: list, done: dict) -> dict[str, 
     return result
 
 
+def measure_all(args: argparse.Namespace, genomes: list, done: dict, log: Path) -> None:
+    """Cheapest first, so that an early stop still leaves a supernet and a standalone seed to compare."""
+    for sampling in args.sampling:
+        run_oneshot(args, genomes, 0, done, log, sampling)
+    run_standalone(args, genomes, 0, done, log)
+    for seed in range(1, max(args.seeds, args.supernets)):
+        if seed < args.seeds:
+            run_standalone(args, genomes, seed, done, log)
+        if seed < args.supernets:
+            for sampling in args.sampling:
+                run_oneshot(args, genomes, seed, done, log, sampling)
+
+
 def main() -> None:
     args = parse_args()
     kinds = ["standalone", *(oneshot_kind(sampling) for sampling in args.sampling)]
@@ -191,16 +213,8 @@ def main() -> None:
     log = args.work / "measurements.jsonl"
     done = load_measurements(log)
     genomes = stratified_sample((3, 5), args.archs, np.random.default_rng(0))
-    # Cheapest first, so that an early stop still leaves a supernet and a standalone seed to compare.
-    for sampling in args.sampling:
-        run_oneshot(args, genomes, 0, done, log, sampling)
-    run_standalone(args, genomes, 0, done, log)
-    for seed in range(1, max(args.seeds, args.supernets)):
-        if seed < args.seeds:
-            run_standalone(args, genomes, seed, done, log)
-        if seed < args.supernets:
-            for sampling in args.sampling:
-                run_oneshot(args, genomes, seed, done, log, sampling)
+    if not args.summary_only:
+        measure_all(args, genomes, done, log)
     supernet_training = {}
     from genetic_cnn import oneshot
 
