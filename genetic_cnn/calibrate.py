@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genetic_cnn.cli_args import add_config_arguments
 from genetic_cnn.config import Config, load_config, parse_override
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural
@@ -316,8 +317,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report the seed standard deviation, the spread between architectures, Kendall tau between seeds, the "
         "seconds per evaluation and a verdict. Resumable: repeat the command to continue.",
     )
-    parser.add_argument("--config", type=Path, help="TOML config (default: the built-in defaults)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    add_config_arguments(parser, "TOML config (default: the built-in defaults)")
     parser.add_argument("--genomes", type=int, default=12, help="distinct architectures, spread over convolution counts (default 12)")
     parser.add_argument("--seeds", type=int, default=2, help="trainings of each architecture (default 2)")
     parser.add_argument(

@@ -34,7 +34,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", help="digits | mnist | fashion-mnist | cifar10 | cifar100 | svhn | synthetic | folder (data.root/train/<class>/) "
         "| arrays (data.root = a .npz) (default: the preset's)"
     )
-    parser.add_argument("--config", type=Path, help="TOML config (data, train and run sections are used)")
+    add_config_arguments(parser, "TOML config (data, train and run sections are used)")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    """--config FILE and repeatable --set KEY=VALUE, as every command that reads a config takes them."""
+    parser.add_argument("--config", type=Path, help=config_help)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.batch_size=256 (repeatable)")  # fmt: skip
 

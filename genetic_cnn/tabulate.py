@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genetic_cnn.cli_args import add_config_arguments
 from genetic_cnn.config import Config, config_from_dict, load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural
@@ -276,8 +277,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(standalone: S trainings each; one-shot: S supernets) and write a table file. Each seed is a run in "
         "TABLE-work/: repeat the command to continue after any interruption.",
     )
-    parser.add_argument("--config", type=Path, help="TOML config (default: the built-in defaults)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    add_config_arguments(parser, "TOML config (default: the built-in defaults)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3)")
     parser.add_argument("--out", type=Path, help=f"the table file to write ({SUFFIX} is added if missing)")
     parser.add_argument("--name", default="", help="the table's name in its header (default: the file's name)")
