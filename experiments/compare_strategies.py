@@ -98,7 +98,7 @@ def summarize(table: Table, strategy: str, traces: Sequence[Trace]) -> dict[str,
 
 
 def checkpoints(budget: int, population: int) -> list[int]:
-    return sorted({point for point in (population, 100, 200, 500, budget) if point <= budget})
+    return sorted({point for point in (population, 100, 200, 300, 500, budget) if point <= budget})
 
 
 def markdown(table: Table, results: Sequence[dict[str, Any]], title: str, budget: int, population: int,
