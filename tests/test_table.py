@@ -17,6 +17,7 @@ from genetic_cnn import table as table_module
 from genetic_cnn.config import load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
+from genetic_cnn.records import OK, REUSED
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.space import architectures
 from genetic_cnn.store import RunStore
@@ -183,7 +184,7 @@ def test_the_paper_search_on_a_full_size_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with RunStore.open(tmp_path / "run", readonly=True) as store:
         evaluations = store.evaluations()
-    assert len(evaluations) == 1020 and all(e.status in ("ok", "reused") for e in evaluations)
+    assert len(evaluations) == 1020 and all(e.status in (OK, REUSED) for e in evaluations)
     print(f"evolve N=20 T=50 on the table {table}: {seconds:.1f} s")
 
 
