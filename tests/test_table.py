@@ -17,8 +17,8 @@ from genetic_cnn import table as table_module
 from genetic_cnn.config import load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
-from genetic_cnn.records import OK, REUSED
 from genetic_cnn.graph import architecture_key
+from genetic_cnn.records import OK, REUSED
 from genetic_cnn.space import architectures
 from genetic_cnn.store import RunStore
 from genetic_cnn.table import SHIPPED, draw_position, load_table, read_table
