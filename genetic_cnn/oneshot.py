@@ -6,8 +6,10 @@
 (on CPU). An evaluation then costs forward passes only: the architecture's path (its
 ``representative`` genome, so that equivalent strings get one fitness) has its batch-norm
 statistics recomputed on ``evaluation.calibration_images`` training images and is measured on the
-validation split. The result depends only on the architecture key, so each key is computed once
-per run and kept in ``RUN/supernet/fitness.db``, shared by all workers. One-shot evaluations
+validation split. Nodes that an earlier architecture reached through the same sub-graph are read
+from memory instead (``NodeMemo``: same values, a fraction of the convolutions). The result depends
+only on the architecture key, so each key is computed once per run and kept in
+``RUN/supernet/fitness.db``, shared by all workers. One-shot evaluations
 measure no test accuracy: retrain a found genome standalone with ``genetic-cnn train``.
 """
 
@@ -22,9 +24,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 
 from genetic_cnn.config import Config
 from genetic_cnn.data import Datasets, Split, load_datasets
@@ -175,8 +178,8 @@ class OneShotEvaluator:
             self.validation = Split(images, self.validation.labels)
             (self.calibration,) = use_channels_last(self.supernet, self.calibration)
         self.cache = FitnessCache(folder / FITNESS_DB)
-        self.first_stages = FirstStageCache(self.supernet, self.calibration, self.validation.images,
-                                            self.config.train.eval_batch_size)  # fmt: skip
+        self.supernet.eval()
+        self.memo = NodeMemo(self.supernet, self.calibration, self.validation.images, self.config.train.eval_batch_size)
 
     def evaluate(self, task: EvaluationTask) -> EvaluationResult:
         start = time.perf_counter()
@@ -200,64 +203,119 @@ class OneShotEvaluator:
         )  # fmt: skip
 
     def measure(self, genome: Genome) -> tuple[float, float]:
-        """(accuracy, loss) of ``genome``'s path on the validation split, its batch norms recalibrated.
-
-        Exactly what recalibrating the whole path and evaluating it computes, but the first stage's
-        outputs are kept per first-stage string (``FirstStageCache``): a space has few distinct first
-        stages (6 for the MNIST preset's 3 nodes), and the first stage's batch norms depend on
-        nothing after it, so only the later stages and the head run for each architecture."""
-        supernet, batch = self.supernet.use(genome).eval(), self.config.train.eval_batch_size
-        calibration, validation = self.first_stages.outputs(genome)
-        recalibrated(supernet.batch_norms(genome, start=1), lambda x: supernet.run_stages(genome, x, start=1), calibration, batch)
-        later = PathAfterFirstStage(supernet, genome)
-        return evaluate_model(later, Split(validation, self.validation.labels), batch, self.device, channels_last=False)
+        """(accuracy, loss) of ``genome``'s path on the validation split, its batch norms recalibrated:
+        exactly what recalibrating the whole path and evaluating it computes, with the nodes it shares
+        with architectures measured before read from ``NodeMemo`` instead of computed again."""
+        _, features = self.memo.features(genome)
+        head, batch = self.supernet.classifier, self.config.train.eval_batch_size
+        return evaluate_model(head, Split(features, self.validation.labels), batch, self.device, channels_last=False)
 
 
-FIRST_STAGE_CACHE_BYTES = 2 * 1024**3
-"""At most this much memory per evaluator holds first-stage outputs (the MNIST preset's are 124 MB for
-1,000 calibration and 10,000 validation images, so all 6 first stages fit)."""
+MEMO_BYTES = 2 * 1024**3
+"""At most this much memory per evaluator holds node outputs kept for later architectures (a node of the
+MNIST preset's second stage is 141 MB on 1,000 calibration and 10,000 validation images)."""
+
+Outputs = tuple[torch.Tensor, torch.Tensor]
+"""A node's (calibration, validation) outputs."""
 
 
-class FirstStageCache:
-    """A path's first-stage outputs (after pooling) on the calibration and validation images, per
-    first-stage string, the least recently used dropped beyond ``FIRST_STAGE_CACHE_BYTES``.
+@dataclass(frozen=True)
+class Step:
+    """How one value of a path is computed: a node's block over the sum of its sources (in order), or
+    the pooling after a stage's output node."""
 
-    On the calibration images the first stage's batch norms normalize each batch with its own
-    statistics while they recompute their running statistics, exactly as when the whole path is
-    recalibrated; the validation images then pass in eval mode. So the outputs are the ones the
-    whole path computes, and the later stages can start from them."""
+    stage: int
+    label: int | None
+    """The node's label in the stage (0 input, K+1 output); None for the pooling."""
+    sources: tuple[int, ...]
+    """Provenance ids of the values it reads."""
 
-    def __init__(self, supernet: SuperNet, calibration: torch.Tensor, validation: torch.Tensor, batch_size: int) -> None:
-        self.supernet, self.calibration, self.validation, self.batch_size = supernet, calibration, validation, batch_size
-        self._outputs: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
-    def outputs(self, genome: Genome) -> tuple[torch.Tensor, torch.Tensor]:
-        """(calibration, validation) outputs of ``genome``'s first stage."""
-        first = genome.stages[0]
-        if first in self._outputs:
-            self._outputs.move_to_end(first)
-            return self._outputs[first]
-        supernet, batch = self.supernet.use(genome).eval(), self.batch_size
-        first_stage = lambda x: supernet.run_stages(genome, x, stop=1)  # noqa: E731
-        calibration = recalibrated(supernet.batch_norms(genome, stop=1), first_stage, self.calibration, batch)
+IMAGES = 0
+"""The provenance id of the images themselves."""
+
+
+class NodeMemo:
+    """Every node's outputs on the calibration and validation images, kept per *provenance*: the node's
+    label and, recursively, the provenances of the nodes it sums (the images at the bottom). Two paths
+    that reach a node through the same sub-graph compute the same values there — including its batch
+    norm's recalibrated statistics, which depend only on what flows into it — so each such node is
+    computed once while it stays in memory (least recently used dropped beyond ``budget`` bytes).
+
+    Architectures in the order of their keys share long prefixes (a first stage, then the early nodes
+    of the second), so a tabulation computes about one new node per architecture instead of all of
+    them. The values are exactly what recalibrating and evaluating the whole path computes: every
+    node runs over the same batches, in training mode on the calibration images (batch statistics,
+    running statistics averaged as ``recalibrated`` does), then in eval mode on the validation images.
+    """
+
+    def __init__(self, supernet: SuperNet, calibration: torch.Tensor, validation: torch.Tensor, batch_size: int,
+                 budget: int = MEMO_BYTES) -> None:  # fmt: skip
+        self.supernet, self.batch_size, self.budget = supernet, batch_size, budget
+        self.images: Outputs = (calibration, validation)
+        self._ids: dict[Step, int] = {}
+        self._kept: OrderedDict[int, Outputs] = OrderedDict()
+        self._kept_bytes = 0
+        self.computed = 0
+        """Values computed so far (nodes and poolings); the rest came from memory."""
+
+    def features(self, genome: Genome) -> Outputs:
+        """``genome``'s (calibration, validation) outputs after its last stage's pooling: what the head reads."""
+        steps: dict[int, Step] = {}
+        stage_input = IMAGES
+        for stage, (order, inputs) in enumerate(self.supernet.plans(genome)):
+            ids: list[int] = []
+            for label, sources in zip(order, inputs):
+                ids.append(self._id(Step(stage, label, tuple(ids[i] for i in sources) or (stage_input,)), steps))
+            stage_input = self._id(Step(stage, None, (ids[-1],)), steps)
+        return self._value(stage_input, steps, {IMAGES: self.images})
+
+    def _id(self, step: Step, steps: dict[int, Step]) -> int:
+        ident = self._ids.setdefault(step, len(self._ids) + 1)
+        steps[ident] = step
+        return ident
+
+    def _value(self, ident: int, steps: dict[int, Step], values: dict[int, Outputs]) -> Outputs:
+        if ident in values:
+            return values[ident]
+        if ident in self._kept:
+            self._kept.move_to_end(ident)
+            values[ident] = self._kept[ident]
+            return values[ident]
+        step = steps[ident]
+        inputs = [self._value(source, steps, values) for source in step.sources]
+        values[ident] = self._pool(inputs[0]) if step.label is None else self._node(step, inputs)
+        self.computed += 1
+        self._keep(ident, values[ident])
+        return values[ident]
+
+    def _node(self, step: Step, inputs: list[Outputs]) -> Outputs:
+        assert step.label is not None
+        block = cast(nn.ModuleList, self.supernet.stages[step.stage])[step.label]
+        calibration, validation = inputs[0]
+        for more_calibration, more_validation in inputs[1:]:  # summed in the stage's order, as run_stage does
+            calibration, validation = calibration + more_calibration, validation + more_validation
+        norms = [module for module in block.modules() if isinstance(module, nn.BatchNorm2d)]
+        calibrated = recalibrated(norms, block, calibration, self.batch_size)
+        return calibrated, self._batched(block, validation)
+
+    def _pool(self, outputs: Outputs) -> Outputs:
+        return self._batched(self.supernet.pool, outputs[0]), self._batched(self.supernet.pool, outputs[1])
+
+    def _batched(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            validation = torch.cat([first_stage(self.validation[i : i + batch]) for i in range(0, len(self.validation), batch)])
-        self._outputs[first] = (calibration, validation)
-        size = calibration.element_size() * calibration.nelement() + validation.element_size() * validation.nelement()
-        while len(self._outputs) > max(1, FIRST_STAGE_CACHE_BYTES // size):
-            self._outputs.popitem(last=False)
-        return calibration, validation
+            size = self.batch_size
+            return torch.cat([module(images[start : start + size]) for start in range(0, len(images), size)])
 
-
-class PathAfterFirstStage(torch.nn.Module):
-    """``genome``'s path from the second stage on, with the head: what follows a cached first stage."""
-
-    def __init__(self, supernet: SuperNet, genome: Genome) -> None:
-        super().__init__()
-        self.supernet, self.genome = supernet, genome
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet.classifier(self.supernet.run_stages(self.genome, x, start=1))
+    def _keep(self, ident: int, outputs: Outputs) -> None:
+        size = sum(tensor.element_size() * tensor.nelement() for tensor in outputs)
+        if size > self.budget:
+            return
+        self._kept[ident] = outputs
+        self._kept_bytes += size
+        while self._kept_bytes > self.budget:
+            _, dropped = self._kept.popitem(last=False)
+            self._kept_bytes -= sum(tensor.element_size() * tensor.nelement() for tensor in dropped)
 
 
 def _calibration_split(train: Split, count: int, seed: int) -> Split:

@@ -246,9 +246,11 @@ def test_kill_9_during_supernet_training_then_resume_gives_the_uninterrupted_his
     assert supernet_training(load_run_config(folder))["epochs"] == 6
 
 
-def test_measuring_with_cached_first_stages_is_measuring_the_whole_path(tmp_path: Path) -> None:
-    """The evaluator keeps first-stage outputs per first-stage string; whatever order architectures
-    come in, each is measured exactly as recalibrating and evaluating its whole path would."""
+@pytest.mark.parametrize("budget", ["default", "one node"])
+def test_measuring_with_kept_nodes_is_measuring_the_whole_path(tmp_path: Path, budget: str) -> None:
+    """The evaluator keeps node outputs per provenance; whatever order architectures come in, and
+    however little memory it may keep, each is measured exactly as recalibrating and evaluating its
+    whole path would, and architectures in key order share most of their nodes."""
     from genetic_cnn.data import load_datasets
     from genetic_cnn.oneshot import OneShotEvaluator
     from genetic_cnn.supernet import recalibrate_batch_norm
@@ -266,11 +268,22 @@ def test_measuring_with_cached_first_stages_is_measuring_the_whole_path(tmp_path
     (tmp_path / SUPERNET_FOLDER).mkdir()
     torch.save(trained.state_dict(), tmp_path / SUPERNET_FOLDER / WEIGHTS)
     evaluator = OneShotEvaluator(config, datasets, torch.device("cpu"))
-    genomes = genomes_of(preset.nodes, 10, seed=3)
-    genomes = genomes + genomes[::-1]  # first stages come back after others overwrote the shared batch norms
+    memo = evaluator.memo
+    if budget == "one node":
+        first = memo.features(Genome.zeros(preset.nodes))
+        memo.budget = sum(tensor.element_size() * tensor.nelement() for tensor in first)
+    in_key_order = [representative(key, preset.nodes) for key in architectures(preset.nodes)][:40]
+    shuffled = genomes_of(preset.nodes, 10, seed=3)
+    genomes = in_key_order + shuffled + shuffled[::-1]  # nodes come back after others overwrote the shared batch norms
     assert len({genome.stages[0] for genome in genomes}) >= 4
-    for genome in genomes:
+    computed = memo.computed
+    for index, genome in enumerate(genomes):
+        if index == len(in_key_order):
+            computed = memo.computed - computed
         reference = evaluator.supernet
         recalibrate_batch_norm(reference, genome, evaluator.calibration, 50)
         expected = evaluate_model(reference, evaluator.validation, 50, "cpu", channels_last=False)
-        assert evaluator.measure(genome) == expected
+        assert evaluator.measure(genome) == expected, genome
+    every_value = sum(len(order) + 1 for genome in in_key_order for order, _ in reference.plans(genome))
+    if budget == "default":
+        assert computed < every_value / 2
