@@ -84,9 +84,11 @@ def supernet_training(config: Config) -> dict[str, Any]:
 
 
 def prepare(config: Config, progress: bool, echo: Callable[[str], None]) -> None:
-    """Train the run's supernet, or finish training it; nothing when its weights exist."""
+    """Train the run's supernet, or finish training it; nothing when its weights exist. Creates the
+    run's fitness database too, before any worker opens it."""
     if not (supernet_folder(config) / WEIGHTS).is_file():
         prepare_with(config, load_datasets(config.data, seed=config.run.seed), progress, echo)
+    FitnessCache(supernet_folder(config) / FITNESS_DB).close()
 
 
 def prepare_with(config: Config, datasets: Datasets, progress: bool, echo: Callable[[str], None]) -> None:
@@ -138,8 +140,15 @@ class FitnessCache:
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL needs the file to itself and fails at once ("database is locked") while
+        # another worker opens it, so ``prepare`` creates it in WAL mode (which persists) before any
+        # worker exists, and workers only read the mode.
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS fitness (key TEXT PRIMARY KEY, accuracy REAL, loss REAL)")
+
+    def close(self) -> None:
+        self.db.close()
 
     def get(self, key: str) -> tuple[float, float] | None:
         row = self.db.execute("SELECT accuracy, loss FROM fitness WHERE key = ?", (key,)).fetchone()

@@ -287,3 +287,28 @@ def test_measuring_with_kept_nodes_is_measuring_the_whole_path(tmp_path: Path, b
     every_value = sum(len(order) + 1 for genome in in_key_order for order, _ in reference.plans(genome))
     if budget == "default":
         assert computed < every_value / 2
+
+
+def test_workers_open_the_fitness_database_while_others_use_it(tmp_path: Path) -> None:
+    """Switching a database to WAL needs it to itself: workers opening it together failed with
+    "database is locked". ``prepare`` creates it in WAL mode first, so a worker opens it while
+    another connection is in the middle of a read, and writes beside it."""
+    import sqlite3
+
+    from genetic_cnn.oneshot import FitnessCache, prepare
+
+    config = load_config(None, ONE_SHOT + [f"run.out={str(tmp_path)!r}"])
+    (tmp_path / SUPERNET_FOLDER).mkdir()
+    torch.save(SuperNet(get_preset("digits")).state_dict(), tmp_path / SUPERNET_FOLDER / WEIGHTS)
+    prepare(config, progress=False, echo=lambda line: None)
+    path = tmp_path / SUPERNET_FOLDER / FITNESS_DB
+    reader = sqlite3.connect(path, isolation_level=None)
+    assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM fitness").fetchone()  # holds its read lock until COMMIT
+    started = time.perf_counter()
+    worker = FitnessCache(path)
+    assert worker.put("0-00|0-00", 0.5, 1.0) == (0.5, 1.0)
+    assert time.perf_counter() - started < 5  # no waiting on the reader's lock
+    reader.execute("COMMIT")
+    assert reader.execute("SELECT accuracy FROM fitness").fetchall() == [(0.5,)]
