@@ -140,7 +140,7 @@ def markdown(table: Table, results: Sequence[dict[str, Any]], title: str, budget
 def plot(table: Table, results: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5), layout="constrained")  # room for the log axis' wide tick labels
     accuracy_ax, regret_ax = fig.subplots(1, 2)
     for result in results:
         colour = COLOURS.get(result["strategy"])
