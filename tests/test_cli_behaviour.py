@@ -153,15 +153,18 @@ def test_a_log_gets_plain_lines_not_progress_bars(tmp_path: Path) -> None:
 def test_ctrl_c_says_once_how_to_resume(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     slow = [*TINY, "evolution.generations=30"]
+    # A suite started as a background job without job control inherits SIGINT ignored, and so would
+    # the run (POSIX); a terminal's Ctrl-C reaches a run whose SIGINT is the default, so restore it.
     process = subprocess.Popen(cli_command("evolve", "--out", str(folder), *set_args(slow)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert process.stdout is not None
     for line in process.stdout:
         if line.strip().startswith("1 "):  # generation 1 is in the table: the run is under way
             break
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr  # once it ended with 0: stderr says where the Ctrl-C went
+    assert process.returncode == 130, stderr
     assert stderr.count("interrupted") == 1, stderr
     assert f"genetic-cnn resume {folder}" in stderr
     time.sleep(0.1)
