@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -253,9 +253,10 @@ class NodeMemo:
 
     Architectures in the order of their keys share long prefixes (a first stage, then the early nodes
     of the second), so a tabulation computes only a few of each architecture's nodes (152 of the 553
-    values 40 MNIST architectures use, as one of two workers takes them: ``benchmarks/README.md``). The values are exactly what recalibrating and evaluating the whole path computes: every
-    node runs over the same batches, in training mode on the calibration images (batch statistics,
-    running statistics averaged as ``recalibrated`` does), then in eval mode on the validation images.
+    values 40 MNIST architectures use, as one of two workers takes them: ``benchmarks/README.md``).
+    The values are exactly what recalibrating and evaluating the whole path computes: every node runs
+    over the same batches, in training mode on the calibration images (batch statistics, running
+    statistics averaged as ``recalibrated`` does), then in eval mode on the validation images.
     """
 
     def __init__(self, supernet: SuperNet, calibration: torch.Tensor, validation: torch.Tensor, batch_size: int,
@@ -300,7 +301,7 @@ class NodeMemo:
 
     def _node(self, step: Step, inputs: list[Outputs]) -> Outputs:
         assert step.label is not None
-        block = cast(nn.ModuleList, self.supernet.stages[step.stage])[step.label]
+        block = self.supernet.blocks(step.stage)[step.label]
         calibration, validation = inputs[0]
         for more_calibration, more_validation in inputs[1:]:  # summed in the stage's order, as run_stage does
             calibration, validation = calibration + more_calibration, validation + more_validation
@@ -317,10 +318,11 @@ class NodeMemo:
             return torch.cat([module(images[start : start + size]) for start in range(0, len(images), size)])
 
     def _keep(self, ident: int, outputs: Outputs) -> None:
-        if _bytes(outputs) > self.budget:
+        size = _bytes(outputs)
+        if size > self.budget:
             return
         self._kept[ident] = outputs
-        self._kept_bytes += _bytes(outputs)
+        self._kept_bytes += size
         while self._kept_bytes > self.budget:
             _, dropped = self._kept.popitem(last=False)
             self._kept_bytes -= _bytes(dropped)

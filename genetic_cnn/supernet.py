@@ -74,19 +74,16 @@ class SuperNet(nn.Module):
         genome = self.sample() if self.training and self.sample_paths else self.path
         return self.classifier(self.run_stages(genome, x))
 
-    def run_stages(self, genome: Genome, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Stages ``start`` .. ``stop`` - 1 of ``genome``'s path, each followed by the pooling."""
-        plans = self.plans(genome)
-        for index in range(start, len(plans) if stop is None else stop):
-            order, inputs = plans[index]
-            blocks = self._blocks(index)
+    def run_stages(self, genome: Genome, x: torch.Tensor) -> torch.Tensor:
+        """The stages of ``genome``'s path, each followed by the pooling."""
+        for index, (order, inputs) in enumerate(self.plans(genome)):
+            blocks = self.blocks(index)
             x = self.pool(run_stage([blocks[node] for node in order], inputs, x))
         return x
 
-    def batch_norms(self, genome: Genome, start: int = 0, stop: int | None = None) -> list[nn.BatchNorm2d]:
-        """The batch norms of stages ``start`` .. ``stop`` - 1 of ``genome``'s path (the head has none)."""
-        plans = self.plans(genome)[start:stop]
-        blocks = [self._blocks(start + index)[node] for index, (order, _) in enumerate(plans) for node in order]
+    def batch_norms(self, genome: Genome) -> list[nn.BatchNorm2d]:
+        """The batch norms of ``genome``'s path (the head has none)."""
+        blocks = [self.blocks(index)[node] for index, (order, _) in enumerate(self.plans(genome)) for node in order]
         return [module for block in blocks for module in block.modules() if isinstance(module, nn.BatchNorm2d)]
 
     def plans(self, genome: Genome) -> list[StagePlan]:
@@ -100,10 +97,10 @@ class SuperNet(nn.Module):
         """The blocks ``genome`` uses, stage by stage, and the head."""
         used: list[nn.Module] = []
         for index, (order, _) in enumerate(self.plans(genome)):
-            used += [self._blocks(index)[node] for node in order]
+            used += [self.blocks(index)[node] for node in order]
         return [*used, self.classifier]
 
-    def _blocks(self, stage: int) -> nn.ModuleList:
+    def blocks(self, stage: int) -> nn.ModuleList:
         """The blocks of stage ``stage``, by node label."""
         return cast(nn.ModuleList, self.stages[stage])
 
@@ -114,7 +111,7 @@ class SuperNet(nn.Module):
         stages = [module for module in network.features if hasattr(module, "nodes")]
         for index, (stage, (order, _)) in enumerate(zip(stages, self.plans(genome))):
             for target, node in zip(cast(nn.ModuleList, stage.nodes), order):
-                target.load_state_dict(self._blocks(index)[node].state_dict())
+                target.load_state_dict(self.blocks(index)[node].state_dict())
         network.classifier.load_state_dict(self.classifier.state_dict())
         return network
 
