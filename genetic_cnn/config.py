@@ -78,6 +78,9 @@ class DataConfig:
     layout: str = "auto"
     """Arrays' axis order: auto (the channel axis is axis 1 or the last one, whichever is smaller than the
     two others) | nchw | nhwc. Only for arrays given as numpy (``.npz`` files, ``start_run(data=...)``)."""
+    split_seed: int = -1
+    """Seed of the data's random choices (subsets, validation split, a seeded test split); -1 = the run
+    seed. ``genetic-cnn tabulate`` fixes it, so that a table's seeds vary the training only."""
 
 
 @dataclass(frozen=True)
@@ -392,6 +395,8 @@ def validate(config: Config) -> None:
     for name, value in (("data.subset", data.subset), ("data.test_subset", data.test_subset)):
         if value < 0:
             raise ConfigError(f"{name} = {value} must be 0 (all images) or a positive count")
+    if data.split_seed < -1:
+        raise ConfigError(f"data.split_seed = {data.split_seed} must be -1 (the run seed) or a seed of 0 or more")
     if data.image_size < 0:
         raise ConfigError(f"data.image_size = {data.image_size} must be 0 (keep the size) or a positive number of pixels")
     _choice("data.layout", data.layout, LAYOUTS)

@@ -2,8 +2,9 @@
 
 Every image is converted to a float tensor once, so training never runs per-sample transforms or a
 DataLoader: a whole split is indexed by slices of a permutation (``genetic_cnn.train``). Splits and
-subsets come from numpy generators seeded with the run seed, one independent stream per purpose, so
-e.g. changing ``test_subset`` never changes which images are held out for validation.
+subsets come from numpy generators seeded with the run seed (or ``data.split_seed`` when set), one
+independent stream per purpose, so e.g. changing ``test_subset`` never changes which images are held
+out for validation.
 """
 
 from __future__ import annotations
@@ -103,11 +104,13 @@ def load_datasets(
 ) -> Datasets:
     """Read ``config.dataset``, take the seeded subsets and validation split, and normalize.
 
+    ``seed``: the run seed; the split follows it unless ``config.split_seed`` is set (``split_seed``).
     ``own``: images already in memory (``start_run(config, data=...)``), split and normalized like
     ``arrays``. ``accept``: a further check of the result (e.g. that the preset can take its images)
     that raises to refuse it. A folder's decoded images are cached only once everything, ``accept``
     included, has checked out, so that bad input writes nothing.
     """
+    seed = split_seed(config, seed)
     store_cache: Callable[[], None] = lambda: None  # noqa: E731 - a no-op unless a folder was decoded
     root = Path(config.root).expanduser()
     if own is not None:
@@ -232,6 +235,11 @@ def validation_count(validation: float, train_size: int) -> int:
     if validation < 1:
         return int(round(validation * train_size))
     return int(validation)
+
+
+def split_seed(config: DataConfig, run_seed: int) -> int:
+    """The seed of the data's random choices: ``data.split_seed``, or the run seed when it is -1."""
+    return run_seed if config.split_seed < 0 else config.split_seed
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:

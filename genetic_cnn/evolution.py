@@ -106,9 +106,16 @@ def plan_generation(
     return GenerationPlan(tuple(tasks), {slot: stored[slot] for slot in sorted(stored)}, tuple(reused))
 
 
-def fitness_to_tell(population: Sequence[Genome], ledger: FitnessLedger) -> list[float]:
+def fitness_to_tell(
+    population: Sequence[Genome], ledger: FitnessLedger, own: Sequence[EvaluationResult] | None = None
+) -> list[float]:
     """Each individual's mean fitness; NaN for one with no successful evaluation (the worst, and
-    left out of r_min, so a failure does not flatten the roulette for everyone else)."""
+    left out of r_min, so a failure does not flatten the roulette for everyone else). With ``own``
+    (this generation's results in slot order; for a search that ``tells_own_evaluation``), each
+    slot's own evaluation instead: its accuracy, NaN when it failed or diverged (a reused slot's
+    accuracy is its mean, the only figure it has)."""
+    if own is not None:
+        return [result.accuracy if result.status in (OK, REUSED) else math.nan for result in own]
     return [math.nan if (mean := ledger.mean(genome)) is None else mean for genome in population]
 
 
@@ -198,7 +205,7 @@ class Evolution:
                 generation, population = search.generation, search.ask()
                 started = time.time()
                 results = self._evaluate(generation, population, ledger, recorder)
-                log = search.tell(fitness_to_tell(population, ledger))
+                log = search.tell(fitness_to_tell(population, ledger, results if search.tells_own_evaluation else None))
                 shown = [ledger.mean(genome) or 0.0 for genome in population]  # no fitness shows as 0
                 recorder.generation(generation, population, shown, search.rng_state(), log, time.time() - started, results)
         finally:

@@ -38,6 +38,11 @@ def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
 class _GenerationalSearch:
     """ask/tell bookkeeping shared by both strategies; subclasses say how a generation is bred."""
 
+    tells_own_evaluation = False
+    """False: tell() takes each individual's mean over all its evaluations (the paper's re-evaluation
+    rule). True: each slot's own evaluation of this generation (regularized evolution, where a child
+    enters the queue with its own evaluation)."""
+
     def __init__(self, config: EvolutionConfig, nodes: Sequence[int], seed: int) -> None:
         self.config, self.nodes, self.seed = config, tuple(nodes), seed
         self._rng = np.random.default_rng(np.random.SeedSequence(seed))
@@ -135,21 +140,29 @@ class CalibrationSearch(_GenerationalSearch):
 class RegularizedSearch(_GenerationalSearch):
     """Aging evolution (Real et al. 2019, "Regularized evolution"), mapped onto generations of N.
 
-    The population is a queue of the N most recent individuals with the fitness they were told.
-    Generation 0 is N random genomes (``config.init``, as the genetic search's: the same with the same
-    seed). Every later generation is N children bred one at a time from the queue as it stands: each
-    child is a copy of the fittest of ``config.sample_size`` individuals drawn uniformly with
-    replacement, mutated (each bit flips with probability q_M; no bit flips, with probability
-    (1 - q_M)^L, and the child is its parent again, re-evaluated). When the generation's fitness is
-    told, each child joins the queue in slot order and pushes out the oldest individual, so after
-    the tell the queue is the last N children. This is the paper's algorithm run by N workers in
-    lock-step: a child is bred without the fitness of the N - 1 siblings evaluated beside it. Budget
-    N(T+1) as the other strategies; p_M, p_C and q_C are not used.
+    The population is a queue of the N most recent individuals, each with its own evaluation (the
+    fitness of the training that put it there, not a mean over other evaluations of its string:
+    ``tells_own_evaluation``). Generation 0 is N random genomes (``config.init``, as the genetic
+    search's: the same with the same seed). Every later generation is N children bred one at a time
+    from the queue as it stands: each child is a copy of the fittest of ``config.sample_size``
+    individuals drawn uniformly with replacement, mutated: each bit flips with probability q_M, and
+    the draw is repeated until at least one bit flips, as Real et al.'s mutation always changes the
+    architecture (one draw alone leaves a child equal to its parent with probability (1 - q_M)^L, a
+    quarter of the children at the paper's q_M = 0.1 on 13 bits; ``benchmarks/regularized_copies.py``).
+    With q_M = 0 nothing can flip and the child is its parent. When the generation's fitness is told,
+    each child joins the queue in slot order and pushes out the oldest individual, so after the tell
+    the queue is the last N children. This is the paper's algorithm run by N workers in lock-step: a
+    child is bred without the fitness of the N - 1 siblings evaluated beside it. Budget N(T+1) as the
+    other strategies; p_M, p_C and q_C are not used.
 
     Draw order per child: one ``rng.integers(0, N, S)`` (the tournament), then ``mutate``'s
-    ``rng.random(L)``. ``tell`` returns a ``GenerationLog`` whose ``parents`` index the queue before
-    the tell (the previous generation's slots once T >= 1), ``mutated`` all true.
+    ``rng.random(L)`` as many times as it takes. ``tell`` returns a ``GenerationLog`` whose ``parents``
+    index the queue before the tell (the previous generation's slots once T >= 1), ``mutated`` all true.
     """
+
+    tells_own_evaluation = True
+    redraw_copies = True
+    """Repeat a mutation that flipped nothing (False: one draw, as before; for measuring the copies)."""
 
     def _initial_population(self) -> list[Genome]:
         self._queue: deque[tuple[Genome, float]] = deque(maxlen=self.config.population)
@@ -159,12 +172,16 @@ class RegularizedSearch(_GenerationalSearch):
         self._queue.extend(zip(self._population, fitness))  # the oldest fall off the front (maxlen N)
         members = [genome for genome, _ in self._queue]
         ranked = np.array([value if math.isfinite(value) else -math.inf for _, value in self._queue])
+        redraw = self.redraw_copies and self.config.q_mutation > 0
         children, parents = [], []
         for _ in range(self.config.population):
             contestants = self._rng.integers(0, len(members), size=self.config.sample_size)
             parent = int(contestants[np.argmax(ranked[contestants])])
             parents.append(parent)
-            children.append(mutate(members[parent], self.config.q_mutation, self._rng))
+            child = mutate(members[parent], self.config.q_mutation, self._rng)
+            while redraw and child == members[parent]:
+                child = mutate(members[parent], self.config.q_mutation, self._rng)
+            children.append(child)
         size = len(children)
         return children, GenerationLog(tuple(parents), (False,) * size, (True,) * size)
 

@@ -7,14 +7,20 @@ documents every field)::
      "space": {"preset", "nodes", "channels"}, "data": {"dataset", "train", "validation", "test", ...},
      "config": {the tabulation's config}, "versions": {...}, "created": ISO time,
      "seeds": [run seed of each complete seed], "seeds_asked": S, "supernets": [...] (one-shot),
+     "split_seed": the data split's seed, the same for every seed (absent in older tables),
      "columns": ["accuracy", "test_accuracy", "loss", "epochs", "seconds", "status"],
      "architectures": [{"key", "genome", "convolutions", "parameters", "flops",
                         "results": [[one value per column] for each seed, in the order of "seeds"]}]}
 
-Like NAS-Bench-101's ``query``, a table answers like a noisy experiment: ``draw`` picks one of the
-architecture's seeds with the evaluation's own seed (``seed mod S``; evaluation seeds are uniform
-31-bit hashes, ``search.evaluation_seed``), so re-evaluating an individual sees another training
-and the paper's averaging keeps its meaning. Tables shipped with the package live in
+A table answers like the run it stands for (``SeedDraws``): an architecture's k-th evaluation in a
+run reads the seed at place k of a permutation of its S seeds that the run seed draws for it (a
+real retraining never repeats a seed; after S evaluations the permutation starts again), and a run
+on a one-shot table reads one supernet, drawn from the run seed, for the whole run (a real one-shot
+run trains one). NAS-Bench-101's ``query`` draws a seed at random with replacement instead, so a
+re-evaluation repeats the same number with probability 1/S. Tables written since ``split_seed``
+(``data.split_seed``) hold every seed on one data split, so that its seeds vary the training only;
+older tables (no ``split_seed`` in the header) drew another split with each seed
+(``split_description``). Tables shipped with the package live in
 ``genetic_cnn/tables/NAME.json.gz`` and are loaded by name. No torch here.
 """
 
@@ -110,11 +116,22 @@ class Table:
     def architecture(self, key: str) -> Architecture:
         return self.architectures[self.index(key)]
 
-    def draw(self, key: str, evaluation_seed: int) -> tuple[int, Measurement]:
-        """The seed an evaluation with ``evaluation_seed`` reads (its position in ``seeds``) and its measurement."""
-        results = self.architectures[self.index(key)].results
-        position = draw_position(evaluation_seed, len(results))
-        return position, results[position]
+    @property
+    def one_shot(self) -> bool:
+        return self.method == "one-shot"
+
+    @property
+    def split_seed(self) -> int | None:
+        """The seed of the data split every seed of the table shares; None for a table written before
+        tables recorded it, whose seeds each drew their own split (their run seed's)."""
+        value = self.header.get("split_seed")
+        return None if value is None else int(value)
+
+    def split_description(self) -> str:
+        """How the table's seeds relate to the data split, in words (README, docs/tables.md)."""
+        if self.split_seed is None:
+            return "split varies with seed: each seed is a run seed that also drew its own data split (an older table)"
+        return f"one data split (split seed {self.split_seed}) for every seed: the seeds vary the training only"
 
     @cached_property
     def validation(self) -> np.ndarray:
@@ -163,9 +180,44 @@ class Table:
         }  # fmt: skip
 
 
-def draw_position(evaluation_seed: int, seeds: int) -> int:
-    """Which of ``seeds`` measurements an evaluation reads: its seed modulo their number (pure, cheap)."""
-    return evaluation_seed % seeds
+DRAW_STREAM = 0x7AB1E
+"""First spawn-key word of the table's draws: apart from ``search.evaluation_seed``'s (generation, slot)."""
+
+
+class SeedDraws:
+    """Which seed of a table each evaluation of a run reads, fixed by the run seed alone (module docstring).
+
+    Standalone: architecture ``index``'s k-th evaluation reads ``permutation(index)[k mod S]``, so its
+    first S evaluations read S distinct seeds, and over run seeds every order is equally likely. One-shot:
+    every evaluation reads the run's one supernet (``supernet``). Pure functions of (run seed, index, k),
+    so a resumed run, or ``table_search.simulate``, draws what the uninterrupted run drew.
+    """
+
+    def __init__(self, run_seed: int, seeds: int, one_shot: bool = False) -> None:
+        if seeds < 1:
+            raise ValueError("a table needs at least one seed")
+        self.run_seed, self.seeds, self.one_shot = run_seed, seeds, one_shot
+        self._permutations: dict[int, np.ndarray] = {}
+
+    @property
+    def supernet(self) -> int:
+        """The position of the run's one supernet (one-shot tables)."""
+        state = np.random.SeedSequence(self.run_seed, spawn_key=(DRAW_STREAM, 1)).generate_state(1, dtype=np.uint32)
+        return int(state[0]) % self.seeds
+
+    def permutation(self, index: int) -> np.ndarray:
+        """The order in which the run reads architecture ``index``'s seeds."""
+        order = self._permutations.get(index)
+        if order is None:
+            rng = np.random.default_rng(np.random.SeedSequence(self.run_seed, spawn_key=(DRAW_STREAM, 0, index)))
+            order = self._permutations[index] = rng.permutation(self.seeds)
+        return order
+
+    def position(self, index: int, k: int) -> int:
+        """The seed (its position in ``Table.seeds``) that architecture ``index``'s k-th evaluation (from 0) reads."""
+        if self.one_shot:
+            return self.supernet
+        return int(self.permutation(index)[k % self.seeds])
 
 
 def from_json(payload: dict[str, Any], source: str = "") -> Table:

@@ -1,27 +1,33 @@
 """Table fitness (``evaluation.method = "table"``): an evaluation reads one measured seed of its architecture.
 
 The table (``evaluation.table``: a shipped name or a file, ``genetic_cnn.table``) must be of the
-config's space, preset and dataset; ``check`` refuses any other before a run folder is made. Each
-evaluation reads the seed its evaluation seed draws (``Table.draw``), so the same run seed gives the
-same results, a re-evaluated individual sees another training when the table holds several, and
-failed or diverged trainings in the table come back as such. The result's ``seconds`` is the
-lookup's; the training's seconds and the seed read are kept in ``extra`` (``table_seconds``,
+config's space, preset and dataset; ``check`` refuses any other before a run folder is made. An
+architecture's k-th evaluation in the run reads the seed ``table.SeedDraws`` gives it (a permutation
+of its seeds drawn from the run seed: no seed repeats before all were read; one-shot tables: one
+supernet for the whole run), so the same run seed gives the same results, a re-evaluated individual
+sees another training, and failed or diverged trainings in the table come back as such. The counts
+k live in the evaluator, which learns those of an interrupted run from its database when it starts,
+so a resumed run reads what the whole run would have; lookups therefore always run in the run's own
+process, one after another in run order (``executors.choose_executor``). The result's ``seconds`` is
+the lookup's; the training's seconds and the seed read are kept in ``extra`` (``table_seconds``,
 ``table_seed``). No torch here.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import EvaluationResult, EvaluationTask
-from genetic_cnn.table import Table, load_table
+from genetic_cnn.records import REUSED, EvaluationResult, EvaluationTask
+from genetic_cnn.table import SeedDraws, Table, load_table
 
 IN_PROCESS = True
 """A lookup costs microseconds: worker processes would only add their start-up (``fitness.evaluates_in_process``)."""
@@ -48,6 +54,9 @@ def prepare(config: Config, progress: bool, echo: Callable[[str], None]) -> None
 class TableEvaluator:
     table: Table
     nodes: tuple[int, ...]
+    draws: SeedDraws
+    done: Counter[str] = field(default_factory=Counter)
+    """Lookups of each architecture key so far in the run (its next evaluation is number ``done[key]``)."""
     _keys: dict[str, str] = field(default_factory=dict)
 
     def evaluate(self, task: EvaluationTask) -> EvaluationResult:
@@ -55,7 +64,10 @@ class TableEvaluator:
         key = self._keys.get(task.genome)
         if key is None:
             key = self._keys[task.genome] = architecture_key(Genome.from_string(task.genome, nodes=self.nodes))
-        position, measured = self.table.draw(key, task.seed)
+        index = self.table.index(key)
+        position = self.draws.position(index, self.done[key])
+        self.done[key] += 1
+        measured = self.table.architectures[index].results[position]
         extra: dict[str, Any] = {"table_seed": self.table.seeds[position], "table_seconds": measured.seconds}
         return EvaluationResult(
             task.generation, task.slot, task.genome, key, task.seed, measured.status,
@@ -64,5 +76,17 @@ class TableEvaluator:
         )  # fmt: skip
 
 
+def lookups_so_far(folder: str) -> Counter[str]:
+    """Per architecture key, the table lookups a run folder already holds (none for a new run)."""
+    from genetic_cnn.store import DATABASE, RunStore
+
+    if not folder or not (Path(folder) / DATABASE).is_file():
+        return Counter()
+    with RunStore.open(folder, readonly=True) as store:
+        return Counter(result.key for result in store.evaluations() if result.status != REUSED)
+
+
 def make_evaluator(config: Config, device: str | None, progress: bool, datasets: Any) -> TableEvaluator:
-    return TableEvaluator(matching_table(config), config.preset().nodes)
+    table = matching_table(config)
+    draws = SeedDraws(config.run.seed, len(table.seeds), one_shot=table.one_shot)
+    return TableEvaluator(table, config.preset().nodes, draws, lookups_so_far(config.run.out))

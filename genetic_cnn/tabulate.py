@@ -2,7 +2,9 @@
 
 Each seed is a run (``evolution.strategy = "tabulation"``: one generation that is every distinct
 architecture, as its representative genome, in the order of their keys; ``run.seed`` = the config's
-seed + k for seed k, so standalone trainings and one-shot supernets both differ by seed) kept in the
+seed + k for seed k, so standalone trainings and one-shot supernets both differ by seed, while
+``data.split_seed`` is the same for all: the config's, or else its run seed, so that every seed
+trains and measures on one data split and the seeds vary one noise only, the training's) kept in the
 work folder ``TABLE-work/seed-<run seed>`` beside the table. A run resumes after any kill and uses
 any executor, so repeating the command continues a build, on a CPU, a GPU or a Ray cluster alike;
 other settings into the same work folder are refused. After every finished seed, and with
@@ -56,13 +58,21 @@ def work_folder(table: Path) -> Path:
     return table.with_name(table.name[: -len(SUFFIX)] + "-work")
 
 
-def seed_config(base: Config, count: int, run_seed: int, folder: Path) -> Config:
-    """``base`` as the tabulation run of one seed: every one of the ``count`` architectures once."""
+def seed_config(base: Config, count: int, run_seed: int, folder: Path, split: int | None = None) -> Config:
+    """``base`` as the tabulation run of one seed: every one of the ``count`` architectures once, on
+    the data split of seed ``split`` (None: the run seed's, as tables before ``split_seed`` were built)."""
     raw = base.to_dict()
     raw["evolution"].update(strategy="tabulation", population=count, generations=0, identity="architecture",
                             reevaluate="retrain")  # fmt: skip
     raw["run"].update(seed=run_seed, out=str(folder))
+    if split is not None:
+        raw["data"]["split_seed"] = split
     return config_from_dict(raw)
+
+
+def table_split_seed(config: Config) -> int:
+    """The data split every seed of a table of ``config`` shares: ``data.split_seed``, or else the run seed."""
+    return config.data.split_seed if config.data.split_seed >= 0 else config.run.seed
 
 
 def tabulate(
@@ -92,9 +102,10 @@ def tabulate(
     name = name or path.name[: -len(SUFFIX)]
     count = len(architectures(config.preset().nodes))
     folders = [(work / f"seed-{config.run.seed + k}").resolve() for k in range(seeds)]
-    configs = [seed_config(config, count, config.run.seed + k, folder) for k, folder in enumerate(folders)]
-    request = {"name": name, "seeds": seeds, "config": config.to_dict()}
-    _check_request(work, path, request, partial)
+    request: dict[str, Any] = {"name": name, "seeds": seeds, "config": config.to_dict(), "split_seed": table_split_seed(config)}
+    request = _check_request(work, path, request, partial)
+    split = request.get("split_seed")  # None: a build begun before tables shared one split continues as it began
+    configs = [seed_config(config, count, config.run.seed + k, folder, split) for k, folder in enumerate(folders)]
     if partial:
         return write_from_runs(work, path, request, progress, echo)
     check_inputs(configs[0])  # device, data, preset: before any folder is made
@@ -137,22 +148,39 @@ def _status(folder: Path) -> str:
         return store.status
 
 
-def _check_request(work: Path, path: Path, request: dict[str, Any], partial: bool) -> None:
-    """The work folder is new, or holds a tabulation of exactly this request (which then continues)."""
+def _check_request(work: Path, path: Path, request: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """The work folder is new, or holds a tabulation of exactly this request (which then continues).
+    Returns the request to build: the stored one when the build continues (one begun by an older
+    version has no ``split_seed``: its seeds keep a split each, as they began)."""
     stored = work / REQUEST
     if stored.is_file():
-        if json.loads(stored.read_text(encoding="utf-8")) != json.loads(json.dumps(request)):
+        before = json.loads(stored.read_text(encoding="utf-8"))
+        now = json.loads(json.dumps(request))
+        if "split_seed" not in before:
+            now.pop("split_seed", None)
+        if _as_read_now(before) != _as_read_now(now):
             raise UserError(
                 f"{work} holds a tabulation with other settings (config, --seeds or --name); repeat its command "
                 "to continue it, or choose another --out"
             )
-        return
+        return before
     if partial:
         raise UserError(f"--partial: {work} holds no tabulation yet; run the command without --partial first")
     if path.exists():
         raise UserError(f"--out {path} exists and no tabulation of it is in {work}; choose another --out")
     if work.exists() and (not work.is_dir() or any(work.iterdir())):
         raise UserError(f"{work} exists and holds no tabulation; move it away or choose another --out")
+    return request
+
+
+def _as_read_now(request: dict[str, Any]) -> dict[str, Any]:
+    """A stored request with its config read by this version (keys added since take their defaults)."""
+    from genetic_cnn.config import ConfigError
+
+    try:
+        return {**request, "config": config_from_dict(request["config"]).to_dict()}
+    except (ConfigError, KeyError, TypeError):
+        return request  # unreadable: it differs from any request this version makes
 
 
 def write_from_runs(
@@ -195,6 +223,8 @@ def write_from_runs(
         "seeds": [seed for seed, _ in complete], "seeds_asked": request["seeds"],
         "columns": list(COLUMNS),
     }  # fmt: skip
+    if request.get("split_seed") is not None:  # absent: each seed drew its own split (Table.split_description)
+        header["split_seed"] = request["split_seed"]
     if config.evaluation.method == "one-shot":
         header["supernets"] = [_supernet(config, seed, folder) for seed, folder in complete]
     write_table(Table(header, architectures), path)

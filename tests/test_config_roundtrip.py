@@ -25,6 +25,7 @@ MANY = [
     "data.validation=0.25",
     "data.image_size=8",  # synthetic images are 8x8 already: a key set, nothing resized
     "data.layout=nhwc",  # read only for numpy arrays
+    "data.split_seed=3",
     "space.preset=digits",
     "space.nodes=[3, 4]",
     "space.channels=[4, 6]",

@@ -104,9 +104,12 @@ def test_regularized_budget_determinism_and_generation_zero() -> None:
 
 def test_regularized_evolution_climbs_and_its_children_are_mutated_winners() -> None:
     config = EvolutionConfig(strategy="regularized", population=20, generations=30, sample_size=5)
-    climbs = [np.mean(onemax(drive_search(make_search(config, NODES, seed))[-1])) for seed in range(5)]
-    randoms = [np.mean(onemax(drive_search(make_search(EvolutionConfig(strategy="random", population=20, generations=30),
-                                                       NODES, seed))[-1])) for seed in range(5)]  # fmt: skip
+    # Over the last 10 generations: every child is mutated (a copy is drawn again), so even at the top
+    # a generation's children step off it; their mean still stays well above random's.
+    late = lambda generations: np.mean([onemax(g) for g in generations[-10:]])  # noqa: E731
+    climbs = [late(drive_search(make_search(config, NODES, seed))) for seed in range(5)]
+    randoms = [late(drive_search(make_search(EvolutionConfig(strategy="random", population=20, generations=30),
+                                             NODES, seed))) for seed in range(5)]  # fmt: skip
     assert min(climbs) > max(randoms) + 2  # 13 bits: random averages 6.5 ones
 
 
@@ -131,3 +134,72 @@ def test_tabulation_search_is_every_architecture_once_in_key_order() -> None:
     assert all(a != b for a, b in combinations([architecture_key(g) for g in generations[0][:50]], 2))
     with pytest.raises(ValueError, match="evaluates its 1812 architectures"):
         TabulationSearch(EvolutionConfig(strategy="tabulation", population=20), NODES, seed=0)
+
+
+def test_regularized_mutation_never_copies_its_parent_unless_nothing_can_flip() -> None:
+    config = EvolutionConfig(strategy="regularized", population=20, generations=10, q_mutation=0.1)
+    copies, children = 0, 0
+    for seed in range(5):
+        search = RegularizedSearch(config, NODES, seed)
+        while not search.done():
+            members = search.ask()
+            log = search.tell(onemax(members))
+            if log is not None:
+                queue = [genome for genome, _ in search._queue]
+                copies += sum(child == queue[parent] for child, parent in zip(search.ask(), log.parents))
+                children += len(log.parents)
+    assert children == 5 * 10 * 20 and copies == 0
+    # one draw alone, as before: (1 - q_M)^13 = 25.4% of the children are their parent again
+    single = RegularizedSearch(config, NODES, seed=0)
+    single.redraw_copies = False
+    members = single.ask()
+    single.tell(onemax(members))
+    rng = np.random.default_rng(0)
+    from genetic_cnn.operators import mutate
+
+    parent = members[0]
+    share = np.mean([mutate(parent, 0.1, rng) == parent for _ in range(20_000)])
+    assert abs(share - 0.9**13) < 0.01
+
+
+def test_a_regularized_child_enters_the_queue_with_its_own_evaluation(tmp_path) -> None:
+    """A run with table fitness: the queue holds each child's own evaluation, not the mean over every
+    evaluation of its string (Real et al. 2019), while the genetic search is told the paper's means."""
+    from genetic_cnn.evolution import fitness_to_tell
+    from genetic_cnn.records import FAILED, OK, EvaluationResult
+    from genetic_cnn.search import FitnessLedger
+
+    genome = RegularizedSearch(EvolutionConfig(strategy="regularized"), NODES, 0).ask()[0]
+    ledger = FitnessLedger()
+    for accuracy in (0.9, 0.5):
+        ledger.record(genome, accuracy)
+    own = [EvaluationResult(1, 0, str(genome), "", 0, OK, accuracy=0.5),
+           EvaluationResult(1, 1, str(genome), "", 0, FAILED)]  # fmt: skip
+    assert fitness_to_tell([genome, genome], ledger) == [pytest.approx(0.7)] * 2
+    told = fitness_to_tell([genome, genome], ledger, own)
+    assert told[0] == 0.5 and math.isnan(told[1])
+    assert RegularizedSearch.tells_own_evaluation and not GeneticSearch.tells_own_evaluation
+
+
+def test_regularized_queue_fitness_is_each_childs_own_table_draw() -> None:
+    """In the simulation of a table run (as in a run folder), a regularized search is told each slot's
+    own evaluation: with a string evaluated twice, told differs from the running mean."""
+    from table_helpers import synthetic_table
+
+    from genetic_cnn.config import load_config
+    from genetic_cnn.table_search import TableLookup, simulate
+
+    table = synthetic_table(load_config(None, ["space.preset=digits"]), seeds=3, seed=1)
+    lookup = TableLookup(table)
+    config = EvolutionConfig(strategy="regularized", population=10, generations=8, q_mutation=0.05)
+    trace = simulate(lookup, config, run_seed=3)
+    told = trace.told.ravel()
+    assert np.array_equal(told, trace.observations)  # every slot told its own draw
+    repeated = [i for i in range(len(told)) if trace.identities[i] in trace.identities[:i]]
+    assert repeated and any(told[i] != trace.observed[i] for i in repeated)  # a mean would differ
+    genetic = simulate(lookup, EvolutionConfig(population=10, generations=8, q_mutation=0.05), run_seed=3)
+    for g, row in enumerate(genetic.told):  # the paper: the mean over every evaluation up to this generation
+        seen = slice(0, 10 * (g + 1))
+        for slot, value in enumerate(row):
+            same = genetic.identities[seen] == genetic.identities[10 * g + slot]
+            assert value == pytest.approx(np.nanmean(genetic.observations[seen][same]))

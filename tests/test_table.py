@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ from genetic_cnn.graph import architecture_key
 from genetic_cnn.records import OK, REUSED
 from genetic_cnn.space import architectures
 from genetic_cnn.store import RunStore
-from genetic_cnn.table import SHIPPED, draw_position, load_table, read_table
-from genetic_cnn.table_search import TableLookup, simulate
+from genetic_cnn.table import SHIPPED, SeedDraws, load_table, read_table
+from genetic_cnn.table_search import TableLookup, held_out_column, simulate
 from genetic_cnn.tabulate import tabulate, work_folder
 
 ROOT = Path(__file__).parent.parent
@@ -108,16 +109,20 @@ def test_table_runs_of_every_strategy_read_the_table_as_simulated(tiny_table: Pa
         assert store.status == "finished"
         assert store.meta("executors")[-1]["executor"] == "serial"  # auto: lookups need no workers
         evaluations, generations = store.evaluations(), store.generations()
-    for result in evaluations:
-        position = draw_position(result.seed, SEEDS)
+    draws, done = SeedDraws(7, SEEDS), Counter[str]()
+    for result in sorted(evaluations, key=lambda e: (e.generation, e.slot)):
+        position = draws.position(table.index(result.key), done[result.key])  # the k-th lookup of its architecture
+        done[result.key] += 1
         measured = table.architecture(result.key).results[position]
         assert (result.accuracy, result.test_accuracy, result.status) == (measured.accuracy, measured.test_accuracy, "ok")
         assert result.extra["table_seed"] == table.seeds[position]
     assert len({r.extra["table_seed"] for r in evaluations}) == SEEDS  # both seeds are read
     trace = simulate(TableLookup(table), config.evolution, config.run.seed)
     assert [tuple(map(str, population)) for population in trace.populations] == [g.genomes for g in generations]
-    told = [[0.0 if math.isnan(value) else value for value in row] for row in trace.told.tolist()]
-    assert told == [list(g.fitness) for g in generations]
+    assert trace.observations.tolist() == [e.accuracy for e in sorted(evaluations, key=lambda e: (e.generation, e.slot))]
+    if config.evolution.strategy != "regularized":  # regularized is told each slot's own draw, the run shows means
+        told = [[0.0 if math.isnan(value) else value for value in row] for row in trace.told.tolist()]
+        assert told == [list(g.fitness) for g in generations]
     report = run_cli("report", str(folder))
     assert report.returncode == 0, report.stderr
 
@@ -148,25 +153,38 @@ def test_shipped_tables_match_their_configs(name: str) -> None:
 def test_compare_strategies_on_the_tiny_table(tiny_table: Path, tmp_path: Path) -> None:
     import subprocess
 
+    import numpy as np
+
     out = tmp_path / "cmp"
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "compare_strategies.py"), "--table", str(tiny_table), "--seeds", "6",
          "--population", "4", "--generations", "3", "--out", str(out), "--quiet",
-         "--strategies", "genetic", "random", "regularized", "genetic-tournament"],
+         "--strategies", "genetic", "random", "regularized", "genetic-tournament", "oracle"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads((out / "comparison.json").read_text())
     table = read_table(tiny_table)
-    best = float(table.mean_validation.max())
+    held = np.array([held_out_column(seed, SEEDS) for seed in range(6)])
     for entry in payload["results"]:
-        assert len(entry["accuracy_mean"]) == 16 and len(entry["table1"]) == 4
-        # the incumbent is the best *observed*: its table worth may fall when noise crowns a worse one, never above the best
-        assert all(min(table.mean_validation) - 1e-12 <= a <= best + 1e-12 for a in entry["accuracy_mean"])
-        assert all(abs(r - (best - a)) < 1e-9 for r, a in zip(entry["regret_mean"], entry["accuracy_mean"]))
+        assert len(entry["table1"]) == 4
+        for rule in ("observation", "mean"):
+            figures = entry["rules"][rule]
+            assert set(figures) == {"found_best", "held_out", "test", "all_seeds"}
+            for truth, best in (("all_seeds", float(table.mean_validation.max())), ("test", float(table.mean_test.max()))):
+                curve = figures[truth]
+                assert len(curve["accuracy_mean"]) == 16
+                assert all(a <= best + 1e-12 for a in curve["accuracy_mean"])
+                assert all(abs(r - (best - a)) < 1e-9 for r, a in zip(curve["regret_mean"], curve["accuracy_mean"]))
+            held_best = table.validation.max(axis=0)[held].mean()
+            assert all(abs(r + a - held_best) < 1e-9 for r, a in zip(figures["held_out"]["regret_mean"], figures["held_out"]["accuracy_mean"]))
         assert all(row[1] <= row[2] <= row[0] for row in entry["table1"])  # min <= mean <= max
-    assert (out / "comparison.png").stat().st_size > 10_000
-    assert "| regularized | 16 |" in (out / "comparison.md").read_text()
+    differences = payload["paired_differences"]
+    assert {row["arm"] for row in differences} == {"genetic", "regularized", "genetic-tournament", "oracle"}
+    assert all(row["evaluations"] == [16] for row in differences)
+    text = (out / "comparison.md").read_text()
+    assert "| regularized | best current mean |" in text and "Paired differences" in text
+    assert "split" in payload["split"] and (out / "comparison.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -188,10 +206,144 @@ def test_the_paper_search_on_a_full_size_table(tmp_path: Path) -> None:
     print(f"evolve N=20 T=50 on the table {table}: {seconds:.1f} s")
 
 
-def test_incumbent_is_the_first_highest_observed_so_far() -> None:
+def test_both_incumbent_rules() -> None:
     import numpy as np
 
     from genetic_cnn.table_search import Trace
 
-    trace = Trace(np.array([5, 6, 7, 8, 9]), np.array([math.nan, 0.2, 0.1, 0.2, 0.3]), (), np.zeros((1, 5)))
-    assert trace.incumbents().tolist() == [5, 6, 6, 6, 9]
+    # identities 0..3 on architectures 5..8; identity 1 (arch 6) first looks best, then its mean falls
+    trace = Trace(np.array([5, 6, 7, 6, 8]), np.array([0, 1, 2, 1, 3]), np.array([math.nan, 0.9, 0.8, 0.5, 0.85]),
+                  np.array([math.nan, 0.9, 0.8, 0.7, 0.85]), (), np.zeros((1, 5)))  # fmt: skip
+    assert trace.incumbents("observation").tolist() == [5, 6, 6, 6, 6]  # a lucky first draw keeps the crown
+    assert trace.incumbents("mean").tolist() == [5, 6, 6, 7, 8]  # the re-evaluation took it away
+    with pytest.raises(ValueError, match="observation"):
+        trace.incumbents("luck")
+
+
+# ---------------------------------------------------------------------- draws like a run
+def test_an_architectures_first_s_evaluations_read_s_distinct_seeds_uniformly_over_runs() -> None:
+    import itertools
+
+    import numpy as np
+    from scipy.stats import chisquare
+
+    seeds, runs = 3, 3000
+    orders = []
+    for run_seed in range(runs):
+        draws = SeedDraws(run_seed, seeds)
+        for index in (0, 7):
+            first = [draws.position(index, k) for k in range(2 * seeds)]
+            assert sorted(first[:seeds]) == list(range(seeds))  # without replacement
+            assert first[seeds:] == first[:seeds]  # then the same order again
+        orders.append(tuple(draws.position(0, k) for k in range(seeds)))
+    counts = [orders.count(order) for order in itertools.permutations(range(seeds))]
+    assert chisquare(counts).pvalue > 0.001  # every order equally likely over run seeds
+    assert orders == [tuple(SeedDraws(s, seeds).position(0, k) for k in range(seeds)) for s in range(runs)]  # pure
+    assert [SeedDraws(s, seeds).position(0, 0) for s in range(50)] != [SeedDraws(s, seeds).position(1, 0) for s in range(50)]
+    # a re-evaluation repeats the previous draw with probability 0 for k < S (1/S with replacement)
+    assert np.mean([o[0] == o[1] for o in orders]) == 0.0
+
+
+def table_run(table: Path, folder: Path, *settings: str) -> list:
+    overrides = [*TINY_SPACE, "evaluation.method=table", f"evaluation.table={str(table)!r}", "run.seed=11", *settings]
+    start_run(load_config(None, overrides), out=folder, progress=False, echo=lambda line: None)
+    with RunStore.open(folder, readonly=True) as store:
+        return sorted(store.evaluations(), key=lambda e: (e.generation, e.slot))
+
+
+def test_a_run_reads_each_architectures_seeds_without_replacement_and_resumes_so(
+    tiny_table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genetic_cnn.evolution import resume_run
+    from genetic_cnn.table_fitness import TableEvaluator
+
+    # one genome everywhere: 4 x 6 = 24 evaluations of one architecture with 2 seeds
+    same = ["evolution.init=zeros", "evolution.p_mutation=0", "evolution.p_crossover=0", "evolution.generations=5"]
+    whole = table_run(tiny_table, tmp_path / "whole", *same)
+    read = [e.extra["table_seed"] for e in whole]
+    assert len(read) == 24 and all(sorted(read[i : i + 2]) == [0, 1] for i in range(0, 24, 2))
+
+    calls = {"count": 0}
+    original = TableEvaluator.evaluate
+
+    def stop_at_ten(self: TableEvaluator, task):  # noqa: ANN001, ANN202
+        calls["count"] += 1
+        if calls["count"] == 10:
+            raise KeyboardInterrupt
+        return original(self, task)
+
+    monkeypatch.setattr(TableEvaluator, "evaluate", stop_at_ten)
+    with pytest.raises(KeyboardInterrupt):
+        table_run(tiny_table, tmp_path / "cut", *same, "evolution.generations=5")
+    monkeypatch.setattr(TableEvaluator, "evaluate", original)
+    resume_run(tmp_path / "cut", progress=False, echo=lambda line: None)
+    with RunStore.open(tmp_path / "cut", readonly=True) as store:
+        resumed = sorted(store.evaluations(), key=lambda e: (e.generation, e.slot))
+    assert [e.extra["table_seed"] for e in resumed] == read
+
+
+def test_a_one_shot_table_run_reads_one_supernet_for_the_whole_run(tmp_path: Path) -> None:
+    from dataclasses import replace as replace_
+
+    from table_helpers import synthetic_table
+
+    config = load_config(None, TINY_SPACE)
+    standalone = synthetic_table(config, seeds=2, seed=3)
+    one_shot = replace_(standalone, header={**standalone.header, "method": "one-shot", "supernets": [{"seed": 0}, {"seed": 1}]})
+    path = table_module.write_table(one_shot, tmp_path / "oneshot.json.gz")
+    read = {e.extra["table_seed"] for e in table_run(path, tmp_path / "run", "evolution.generations=3")}
+    assert len(read) == 1  # one supernet, every evaluation
+    supernets = [SeedDraws(seed, 2, one_shot=True) for seed in range(400)]
+    assert all(len({d.position(i, k) for i in range(5) for k in range(4)}) == 1 for d in supernets[:20])
+    share = sum(d.supernet for d in supernets) / 400
+    assert abs(share - 0.5) < 0.1  # both supernets, by run seed
+    lookup = TableLookup(read_table(path))
+    trace = simulate(lookup, load_config(None, [*TINY_SPACE, "evolution.generations=3"]).evolution, 11)
+    column = SeedDraws(11, 2, one_shot=True).supernet
+    assert trace.observations.tolist() == lookup.accuracy[trace.architectures, column].tolist()
+
+
+def test_held_out_seed_is_never_read_and_is_uniform_over_run_seeds(tiny_table: Path) -> None:
+    table = read_table(tiny_table)
+    lookup = TableLookup(table)
+    for column in range(SEEDS):
+        searched = lookup.without(column)
+        assert searched.columns == tuple(c for c in range(SEEDS) if c != column)
+        assert (searched.accuracy[:, 0] == lookup.accuracy[:, 1 - column]).all()
+    columns = [held_out_column(seed, 3) for seed in range(3000)]
+    assert all(abs(columns.count(c) / 3000 - 1 / 3) < 0.03 for c in range(3))
+
+
+# ---------------------------------------------------------------------- one split for every seed
+def test_a_table_holds_every_seed_on_one_split_and_records_it(tiny_table: Path) -> None:
+    from genetic_cnn.data import load_datasets
+
+    table = read_table(tiny_table)
+    assert table.split_seed == 0 and "one data split" in table.split_description()
+    splits = []
+    for seed in table.seeds:
+        with RunStore.open(work_folder(tiny_table) / f"seed-{seed}", readonly=True) as store:
+            assert store.config.run.seed == seed and store.config.data.split_seed == 0
+            data = load_datasets(store.config.data, seed=store.config.run.seed)
+        splits.append((data.validation.images.sum().item(), data.train.images[:5].sum().item()))
+    assert splits[0] == splits[1]  # the same images for both seeds: they differ in training only
+
+
+def test_split_seed_defaults_to_the_run_seed() -> None:
+    from genetic_cnn.config import DataConfig
+    from genetic_cnn.data import load_datasets
+
+    default = [load_datasets(DataConfig(dataset="digits"), seed=s) for s in (0, 1)]
+    fixed = [load_datasets(DataConfig(dataset="digits", split_seed=s), seed=5) for s in (0, 1)]
+    for a, b in zip(default, fixed):  # -1: the run seed, as before data.split_seed existed
+        assert (a.validation.labels == b.validation.labels).all() and (a.test.images == b.test.images).all()
+    assert not (default[0].validation.labels == default[1].validation.labels).all()
+    with pytest.raises(UserError, match="data.split_seed"):
+        load_config(None, ["data.split_seed=-2"])
+
+
+def test_an_older_table_says_its_split_varied_with_the_seed(tmp_path: Path) -> None:
+    from table_helpers import synthetic_table
+
+    old = synthetic_table(load_config(None, TINY_SPACE))  # no split_seed in its header, as the shipped tables
+    assert old.split_seed is None and "split varies with seed" in old.split_description()

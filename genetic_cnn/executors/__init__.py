@@ -78,14 +78,17 @@ def choose_executor(config: Config) -> Config:
     process may use cores, when a generation (``evolution.population``) can keep them busy; with one
     core, or fewer individuals than cores, it trains serially. On GPUs: one worker per GPU when
     there are several, else serially on the one. ``run.workers`` and ``run.threads`` are kept when set.
+    Table fitness always runs serially, whatever ``run.executor`` asks (its lookups count in run order).
     """
     run = config.run
-    if run.executor != "auto":
-        return config
     from genetic_cnn.fitness import evaluates_in_process
 
-    if evaluates_in_process(config):  # e.g. table lookups: microseconds each, a worker takes seconds to start
-        return replace(config, run=replace(run, executor="serial"))
+    if evaluates_in_process(config):
+        # Table lookups: microseconds each, where a worker takes seconds to start; and they count each
+        # architecture's evaluations in run order (table_fitness), which only one process can do.
+        return config if run.executor == "serial" else replace(config, run=replace(run, executor="serial"))
+    if run.executor != "auto":
+        return config
     import torch
 
     gpu = run.device.startswith("cuda") or (run.device == "auto" and torch.cuda.is_available())
