@@ -23,7 +23,7 @@ from typing import Any
 
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural
-from genetic_cnn.noise import FitnessNoise, noise_verdict
+from genetic_cnn.noise import FitnessNoise, noise_verdict, reliability_figures
 from genetic_cnn.records import DIVERGED, FAILED, REUSED
 from genetic_cnn.rundata import (
     TOP_ARCHITECTURES,
@@ -156,6 +156,9 @@ def points(value: float | None) -> str:
 def noise_sentence(noise: FitnessNoise) -> str:
     """The run's noise in words, with what it means for the search."""
     if noise.seed_sd is None:
+        if noise.at_chance:  # nothing repeated, but nothing learned either: that comes first
+            learned = noise_verdict(noise) or ""
+            return f"**{learned[0].upper()}{learned[1:]}.**"
         return (
             "Not measured: no individual was evaluated successfully twice (with `evolution.reevaluate = \"reuse\"` "
             "survivors are never trained again)."
@@ -166,7 +169,8 @@ def noise_sentence(noise: FitnessNoise) -> str:
     )
     verdict = noise_verdict(noise)
     if verdict is None:
-        return f"{measured} One evaluation's noise is smaller than the spread between individuals."
+        figures = reliability_figures(noise)
+        return f"{measured} {figures[0].upper()}{figures[1:]}." if figures else measured
     return f"{measured} **{verdict[0].upper()}{verdict[1:]}.**"
 
 

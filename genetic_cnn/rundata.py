@@ -213,12 +213,28 @@ class RunData:
 
     def fitness_noise(self) -> FitnessNoise:
         """Evaluation noise and spread between individuals over the whole run (``genetic_cnn.noise``)."""
-        return fitness_noise(self.evaluations, self.config.evolution.identity)
+        return fitness_noise(self.evaluations, self.config.evolution.identity, class_count(self.config))
 
     def noise_by_generation(self) -> list[tuple[int, FitnessNoise]]:
         """(generation, noise) for each completed generation (``noise.noise_by_generation``)."""
-        noise = noise_by_generation(self.evaluations, self.config.evolution.identity)
+        noise = noise_by_generation(self.evaluations, self.config.evolution.identity, class_count(self.config))
         return [(r.generation, noise[r.generation]) for r in self.generations if r.generation in noise]
+
+
+KNOWN_CLASSES = {"digits": 10, "synthetic": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
+
+
+def class_count(config: Config) -> int | None:
+    """K, the number of classes of the run's data, where it is known without loading the images: the
+    built-in datasets', or an image folder's class folders; None for arrays (their labels would have
+    to be read)."""
+    if config.data.dataset in KNOWN_CLASSES:
+        return KNOWN_CLASSES[config.data.dataset]
+    if config.data.dataset == "folder":
+        train = Path(config.data.root).expanduser() / "train"
+        if train.is_dir():
+            return sum(1 for entry in train.iterdir() if entry.is_dir()) or None
+    return None
 
 
 def generation_table(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY, set_args
 
@@ -40,6 +41,10 @@ def pooled(groups: Sequence[Sequence[float]]) -> float:
     """sqrt(sum of squared deviations within groups / sum of (n_i - 1)), from sample variances."""
     squares = sum(statistics.variance(g) * (len(g) - 1) for g in groups)
     return math.sqrt(squares / sum(len(g) - 1 for g in groups))
+
+
+def core(noise: FitnessNoise) -> tuple:
+    return noise.seed_sd, noise.population_sd, noise.repeated
 
 
 def test_equivalent_strings_really_are_one_architecture() -> None:
@@ -67,9 +72,11 @@ def test_failed_diverged_and_reused_evaluations_measure_nothing() -> None:
         result(B, statistics.fmean(b), status=REUSED), result(C, 0.0, status=FAILED),  # C: never measured
     ]  # fmt: skip
     assert fitness_noise(noisy, "string") == fitness_noise(clean, "string")
-    assert fitness_noise(noisy, "string") == FitnessNoise(
+    assert core(fitness_noise(noisy, "string")) == (
         pytest.approx(100 * pooled([a, b])), pytest.approx(100 * statistics.stdev([0.92, statistics.fmean(b)])), 2
     )
+    assert fitness_noise(noisy, "string").mean_inverse_count == pytest.approx((1 / 2 + 1 / 3) / 2)  # C has no mean
+    assert fitness_noise(noisy, "string").best_accuracy == pytest.approx(92.0)
 
 
 def test_architecture_identity_groups_equivalent_strings() -> None:
@@ -85,11 +92,16 @@ def test_architecture_identity_groups_equivalent_strings() -> None:
 
 def test_nulls_when_nothing_is_repeated_or_nothing_differs() -> None:
     assert fitness_noise([], "string") == FitnessNoise(None, None, 0)
+    assert fitness_noise([], "string").reliability() is None
     single = fitness_noise([result(A, 0.9), result(B, 0.8), result(C, 0.0, status=FAILED)], "string")
     assert single.seed_sd is None and single.repeated == 0 and single.population_sd == pytest.approx(100 * 0.1 / 2**0.5)
     one_genome = fitness_noise([result(A, 0.9), result(A, 0.8)], "string")
     assert one_genome.population_sd is None and one_genome.repeated == 1
-    assert json.loads(json.dumps(single.to_dict())) == {"seed_sd": None, "population_sd": single.population_sd, "repeated": 0}
+    assert json.loads(json.dumps(single.to_dict())) == {"seed_sd": None, "population_sd": single.population_sd, "repeated": 0,
+                                                         "mean_inverse_count": 1.0, "best_accuracy": 90.0, "chance": None}  # fmt: skip
+    written_before = {"seed_sd": 1.0, "population_sd": 2.0, "repeated": 3}  # a summary.json of an older version
+    assert FitnessNoise.from_dict(written_before) == FitnessNoise(1.0, 2.0, 3)
+    assert FitnessNoise(1.0, 2.0, 3).reliability() == pytest.approx(3 / 4)  # mean(1/n) unknown: taken as 1
     assert FitnessNoise.from_dict(single.to_dict()) == single
 
 
@@ -101,15 +113,16 @@ def test_by_generation_is_cumulative_noise_and_the_spread_of_each_population() -
     ]  # fmt: skip
     noise = noise_by_generation(evaluations, "string")
     assert list(noise) == [0, 1, 2]
-    assert noise[0] == FitnessNoise(None, pytest.approx(100 * statistics.stdev([0.90, 0.80, 0.70])), 0)
+    assert core(noise[0]) == (None, pytest.approx(100 * statistics.stdev([0.90, 0.80, 0.70])), 0)
     # Generation 1 holds A twice and B (failed now, but measured in generation 0): A and B count once each.
     a1 = [0.90, 0.94, 0.92]
-    assert noise[1] == FitnessNoise(
+    assert core(noise[1]) == (
         pytest.approx(100 * statistics.stdev(a1)), pytest.approx(100 * statistics.stdev([statistics.fmean(a1), 0.80])), 1
     )
+    assert noise[1].mean_inverse_count == pytest.approx((1 / 3 + 1 / 1) / 2)
     a2 = [*a1, 0.96]
     spread = statistics.stdev([statistics.fmean(a2), 0.60, 0.80])  # B's reused evaluation still places it in the population
-    assert noise[2] == FitnessNoise(pytest.approx(100 * statistics.stdev(a2)), pytest.approx(100 * spread), 1)
+    assert core(noise[2]) == (pytest.approx(100 * statistics.stdev(a2)), pytest.approx(100 * spread), 1)
 
 
 ADVICE = ("data.subset", "train.schedule", "data.validation", "genetic-cnn calibrate", "evaluation.method=one-shot")
@@ -126,6 +139,67 @@ def test_verdict_only_when_the_noise_reaches_the_spread() -> None:
         assert all(advice in line for advice in ADVICE), line
     alone = noise_verdict(FitnessNoise(1.5, None, 1))
     assert alone is not None and "seed sd 1.50 pp" in alone and "only one genome" in alone and "no spread" in alone
+
+
+def evaluations_of_known_signal(reliability: float, genomes: int, rng: np.random.Generator, seed_sd: float = 0.01) -> list:
+    """Genomes with a true worth of variance chosen so that one evaluation has ``reliability``, each
+    evaluated 1 to 4 times with noise of ``seed_sd``: the situation of a real run, where survivors
+    are re-evaluated and newcomers are not."""
+    signal_sd = seed_sd * math.sqrt(reliability / (1 - reliability))
+    out = []
+    for index in range(genomes):
+        worth = 0.9 + rng.normal(0, signal_sd)
+        name = format(index, "013b")
+        genome = f"{name[:3]}|{name[3:]}"
+        out += [EvaluationResult(0, 0, genome, genome, 0, OK, accuracy=worth + rng.normal(0, seed_sd))
+                for _ in range(int(rng.integers(1, 5)))]  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("reliability", [0.2, 0.4, 0.7])
+def test_reliability_is_recovered_on_evaluations_of_known_signal(reliability: float) -> None:
+    rng = np.random.default_rng(int(reliability * 100))
+    estimates, means, naive_silent = [], [], []
+    for _ in range(30):
+        noise = fitness_noise(evaluations_of_known_signal(reliability, 150, rng), "string")
+        estimates.append(noise.reliability())
+        counts = 1 / noise.mean_inverse_count
+        true_signal = reliability / (1 - reliability)  # in units of the seed variance
+        means.append((noise.reliability(counts), true_signal / (true_signal + 1 / counts)))
+        naive_silent.append(noise.seed_sd < noise.population_sd)  # the former rule: warn only when seed sd >= population sd
+    assert abs(np.mean(estimates) - reliability) < 0.05
+    assert np.std(estimates) / math.sqrt(len(estimates)) < 0.03
+    assert abs(np.mean([m for m, _ in means]) - np.mean([t for _, t in means])) < 0.05
+    warned = [noise_verdict(fitness_noise(evaluations_of_known_signal(reliability, 150, rng), "string")) is not None
+              for _ in range(20)]  # fmt: skip
+    if reliability < 0.5:
+        assert np.mean(warned) > 0.9
+    else:
+        assert not any(warned)
+    if reliability == 0.4:
+        # the population sd holds seed noise too (variance 0.67 + 0.52 seed variances here): the former rule
+        # stayed silent although one evaluation is more noise than worth
+        assert np.mean(naive_silent) > 0.75
+
+
+def test_the_warning_gives_the_reliability_figures() -> None:
+    noise = FitnessNoise(1.0, 1.1, 30, mean_inverse_count=0.5)
+    signal = 1.1**2 - 0.5
+    line = noise_verdict(noise)
+    assert line is not None and f"reliability of one evaluation {signal / (signal + 1):.2f}" in line
+    assert f"of a genome's mean of 2.0 evaluations {signal / (signal + 0.5):.2f}" in line
+    assert f"signal sd {math.sqrt(signal):.2f} pp" in line
+
+
+def test_a_run_at_chance_says_the_networks_did_not_learn() -> None:
+    rng = np.random.default_rng(0)
+    at_chance = [result(genome, 1 / 3 + rng.normal(0, 0.01)) for genome in (A, B, C, D) for _ in range(2)]
+    line = noise_verdict(fitness_noise(at_chance, "string", classes=3))
+    assert line is not None and "did not learn" in line and "33.33%" in line and "3 classes" in line
+    assert "train" in line and "learning rate" in line and "follows noise" not in line
+    learned = [result(genome, 0.6 + rng.normal(0, 0.01)) for genome in (A, B, C, D) for _ in range(2)]
+    assert "did not learn" not in (noise_verdict(fitness_noise(learned, "string", classes=3)) or "")
+    assert "did not learn" not in (noise_verdict(fitness_noise(at_chance, "string")) or "")  # K unknown: no claim
 
 
 def print_outcome(folder: Path, noise: dict | None) -> list[str]:
@@ -162,6 +236,9 @@ def noise_from_database(folder: Path) -> dict:
         "seed_sd": 100 * pooled(repeated) if repeated else None,
         "population_sd": 100 * statistics.stdev(means) if len(means) >= 2 else None,
         "repeated": len(repeated),
+        "mean_inverse_count": statistics.fmean(1 / len(g) for g in groups.values()),
+        "best_accuracy": 100 * max(means),
+        "chance": 10.0,  # synthetic data: 10 classes
     }
 
 
@@ -194,18 +271,23 @@ def evolve(folder: Path, *extra: str) -> list[str]:
     return out.getvalue().splitlines()
 
 
+LEARNS = ("train.schedule=[[3, 0.01]]",)
+"""TINY's one epoch leaves the networks near chance (10% on 10 classes), which the verdict now says first;
+three epochs at a higher rate learn (about 50%), so that the noise verdicts below are about noise."""
+
+
 @pytest.fixture(scope="module")
 def repeats(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """Little mutation, no crossover: survivors are re-trained, and several genomes stay in the population."""
     folder = tmp_path_factory.mktemp("noise") / "run"
-    return folder, evolve(folder, "evolution.p_mutation=0.2", "evolution.p_crossover=0.0")
+    return folder, evolve(folder, "evolution.p_mutation=0.2", "evolution.p_crossover=0.0", *LEARNS)
 
 
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """Every individual of every generation is the all-zeros genome: only noise, no spread between genomes."""
     folder = tmp_path_factory.mktemp("noise") / "run"
-    return folder, evolve(folder, "evolution.init=zeros", "evolution.p_mutation=0.0", "evolution.p_crossover=0.0")
+    return folder, evolve(folder, "evolution.init=zeros", "evolution.p_mutation=0.0", "evolution.p_crossover=0.0", *LEARNS)
 
 
 def test_summary_json_holds_the_noise_of_the_database(repeats: tuple[Path, list[str]]) -> None:
