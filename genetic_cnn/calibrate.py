@@ -8,9 +8,20 @@ fidelity, and reports:
   one evaluation), in percentage points;
 - spread: the standard deviation of the architectures' mean accuracy (what selection ranks);
 - Kendall tau between seeds: how well one seed's ranking of the architectures predicts another's
-  (mean over pairs of seeds; 1 = the same order, 0 = unrelated). It is the most any fitness at this
-  fidelity can agree with the architectures' true order, and a search's selection works on it;
-- seconds per evaluation, and a verdict.
+  (mean over pairs of seeds; 1 = the same order, 0 = unrelated): the agreement of two single
+  evaluations, which is what a search's selection works on. It is not a ceiling for a proxy compared
+  with the mean of several seeds: a mean is more reliable than one seed, so a perfect proxy agrees
+  with it better than two seeds agree with each other (seed Pearson 0.50: against a two-seed mean,
+  tau ~ 0.6). Compare like with like, or correct for attenuation: ``tau_ceiling_of_mean`` is the tau a
+  perfect proxy would reach against the mean of the S seeds, (2/pi) asin(sqrt(ICC(1,S))) for normal
+  scores;
+- reliability: the intra-class correlation ICC(1) of one evaluation (one-way random effects, Shrout
+  & Fleiss 1979: the share of one evaluation's variance that is the architecture's worth) and ICC(1,S)
+  of the mean of S seeds, each with its 95% F-distribution interval, over the architectures every
+  seed measured;
+- seconds per evaluation, and a verdict: "undecided" whenever |tau| is within twice the scatter of
+  tau between unrelated orders (``kendall_error``), whatever tau is; otherwise tau >= 0.5 ranks,
+  0.2 <= tau < 0.5 ranks weakly, and below cannot rank.
 
 With ``--fidelity`` given several times (each a ``;``-separated list of ``section.key=value``
 overrides, e.g. ``data.subset=8000;train.schedule=[[2, 0.001]]``) it measures each and draws tau
@@ -48,8 +59,10 @@ REQUEST = "calibration-request.json"
 RESULTS = "calibration.json"
 SEPARATOR = ";"
 RANKS, WEAK = 0.5, 0.2
-"""Verdict thresholds on Kendall tau between seeds: at or above RANKS a fidelity ranks architectures;
-below WEAK a ranking is mostly noise."""
+"""Verdict thresholds on Kendall tau between seeds, once tau is told apart from chance: at or above
+RANKS a fidelity ranks architectures; below WEAK a ranking is mostly noise."""
+UNDECIDED_ERRORS = 2.0
+"""|tau| within this many standard errors of unrelated orders is indistinguishable from no agreement."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,14 @@ class FidelityResult:
     tau_error: float | None
     seconds_per_evaluation: float | None
     verdict: str
+    icc: float | None = None
+    """ICC(1): the reliability of one evaluation (None in results written before it was measured)."""
+    icc_interval: tuple[float, float] | None = None
+    icc_of_mean: float | None = None
+    """ICC(1,S): the reliability of the mean of the S seeds."""
+    icc_of_mean_interval: tuple[float, float] | None = None
+    tau_ceiling_of_mean: float | None = None
+    """The Kendall tau a perfect proxy would reach against the S seeds' mean (attenuation by its noise)."""
 
 
 def parse_fidelity(text: str) -> tuple[str, ...]:
@@ -120,6 +141,47 @@ def seed_taus(by_seed: Sequence[dict[str, float]]) -> tuple[float, ...]:
     return tuple(taus)
 
 
+@dataclass(frozen=True)
+class Reliability:
+    """One-way random-effects intra-class correlations of a balanced (architectures x seeds) table."""
+
+    icc: float
+    icc_interval: tuple[float, float]
+    icc_of_mean: float
+    icc_of_mean_interval: tuple[float, float]
+
+    @property
+    def tau_ceiling_of_mean(self) -> float:
+        """(2/pi) asin(r) with r = sqrt(ICC(1,S)), the correlation of true worth with the mean (normal scores)."""
+        return 2 / math.pi * math.asin(math.sqrt(min(max(self.icc_of_mean, 0.0), 1.0)))
+
+
+def reliability(table: Sequence[Sequence[float]], confidence: float = 0.95) -> Reliability | None:
+    """ICC(1) and ICC(1,k) of ``table`` (one row per architecture, k seeds each) with their F intervals
+    (Shrout & Fleiss 1979; McGraw & Wong 1996, case 1); None for fewer than 2 rows or 2 columns, or
+    without any variance within rows."""
+    from scipy.stats import f
+
+    rows = [list(row) for row in table]
+    n = len(rows)
+    k = len(rows[0]) if rows else 0
+    if n < 2 or k < 2 or any(len(row) != k for row in rows):
+        return None
+    grand = statistics.fmean(value for row in rows for value in row)
+    means = [statistics.fmean(row) for row in rows]
+    between = k * math.fsum((mean - grand) ** 2 for mean in means) / (n - 1)
+    within = math.fsum((value - mean) ** 2 for row, mean in zip(rows, means) for value in row) / (n * (k - 1))
+    if within <= 0:
+        return None
+    ratio = between / within
+    upper_quantile = 1 - (1 - confidence) / 2
+    low = ratio / f.ppf(upper_quantile, n - 1, n * (k - 1))
+    high = ratio * f.ppf(upper_quantile, n * (k - 1), n - 1)
+    one = lambda value: (value - 1) / (value + k - 1)  # noqa: E731 - ICC(1) of a variance ratio
+    mean = lambda value: 1 - 1 / value  # noqa: E731 - ICC(1,k) of a variance ratio
+    return Reliability(one(ratio), (one(low), one(high)), mean(ratio), (mean(low), mean(high)))
+
+
 def verdict(tau: float | None, error: float | None, seed_sd: float | None, spread_sd: float | None) -> str:
     if tau is None or error is None:
         return "not measured: needs two seeds that both measured two or more architectures"
@@ -127,16 +189,24 @@ def verdict(tau: float | None, error: float | None, seed_sd: float | None, sprea
     noise = ""
     if seed_sd is not None and spread_sd is not None:
         noise = f"; seed sd {seed_sd:.2f} pp against a spread of {spread_sd:.2f} pp between architectures"
-    if tau >= RANKS and tau > 2 * error:
+    if abs(tau) <= UNDECIDED_ERRORS * error:
+        return (
+            f"undecided, too few architectures to tell tau from chance (|tau| within {UNDECIDED_ERRORS:g} times the "
+            f"scatter of unrelated orders): {agreement}{noise}; measure more (--genomes)"
+        )
+    if tau >= RANKS:
         return f"ranks architectures: {agreement}{noise}"
-    if tau >= WEAK and tau > 2 * error:
-        return f"ranks weakly, selection will often follow noise: {agreement}{noise}"
     if tau >= WEAK:
-        return f"undecided, too few architectures to tell tau from chance: {agreement}{noise}; measure more (--genomes)"
+        return f"ranks weakly, selection will often follow noise: {agreement}{noise}"
     return (
         f"cannot rank architectures, selection would follow noise: {agreement}{noise}; train on more images or for "
         "more epochs, hold out a larger validation split, or use one-shot fitness"
     )
+
+
+def verdict_kind(text: str) -> str:
+    """A verdict's first words: ranks architectures, ranks weakly, undecided, cannot rank..., not measured."""
+    return text.split(":")[0].split(",")[0]
 
 
 def measure_fidelity(folder: Path, name: str, overrides: Sequence[str]) -> FidelityResult:
@@ -159,6 +229,8 @@ def measure_fidelity(folder: Path, name: str, overrides: Sequence[str]) -> Fidel
     spread_sd = spread(means)
     spread_pp = None if spread_sd is None else PERCENT * spread_sd
     seconds = [e.seconds for e in trained if e.status == OK]
+    complete = [seeds for seeds in groups.values() if len(seeds) == config.evolution.generations + 1]
+    reliable = reliability([[PERCENT * value for value in seeds] for seeds in complete])
     return FidelityResult(
         name=name, overrides=tuple(overrides), folder=str(folder), architectures=len(groups),
         seeds=config.evolution.generations + 1, evaluations=len(trained),
@@ -166,6 +238,11 @@ def measure_fidelity(folder: Path, name: str, overrides: Sequence[str]) -> Fidel
         seed_sd=seed_pp, spread=spread_pp, kendall_tau=tau, tau_pairs=taus, tau_error=error,
         seconds_per_evaluation=statistics.fmean(seconds) if seconds else None,
         verdict=verdict(tau, error, seed_pp, spread_pp),
+        icc=None if reliable is None else reliable.icc,
+        icc_interval=None if reliable is None else reliable.icc_interval,
+        icc_of_mean=None if reliable is None else reliable.icc_of_mean,
+        icc_of_mean_interval=None if reliable is None else reliable.icc_of_mean_interval,
+        tau_ceiling_of_mean=None if reliable is None else reliable.tau_ceiling_of_mean,
     )  # fmt: skip
 
 
@@ -254,22 +331,33 @@ def _points(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _with_interval(value: float | None, interval: Sequence[float] | None) -> str:
+    if value is None or interval is None:
+        return "–"
+    return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
 def markdown(results: Sequence[FidelityResult]) -> str:
     lines = [
         "# Calibration", "",
         "Each fidelity trained the same architectures with several seeds. *Seed sd*: pooled standard deviation of "
         "one architecture's validation accuracy over seeds; *spread*: standard deviation of the architectures' mean "
         "accuracy; both in percentage points. *tau*: Kendall tau between the seeds' rankings (mean over pairs of "
-        "seeds), with the standard error of tau between unrelated orders beside it: a tau within about twice that "
-        "error of 0 is no agreement.", "",
-        "| fidelity | architectures | seeds | s / evaluation | mean accuracy | seed sd | spread | tau | ± | failed | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "seeds), with the standard error of tau between unrelated orders beside it: a tau within twice that "
+        "error of 0 is undecided. *ICC(1)*: the reliability of one evaluation (intra-class correlation, one-way "
+        "random effects), *ICC(1,S)*: of the mean of the S seeds, each with its 95% F interval; *tau ceiling*: the "
+        "tau a perfect proxy would reach against the seeds' mean (seed-against-seed tau is not that ceiling).", "",
+        "| fidelity | architectures | seeds | s / evaluation | mean accuracy | seed sd | spread | tau | ± | ICC(1) "
+        "[95%] | ICC(1,S) [95%] | tau ceiling | failed | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results:
         lines.append(
             f"| {r.name} | {r.architectures} | {r.seeds} | {_points(r.seconds_per_evaluation, 1)} | "
             f"{_points(r.mean_accuracy)}% | {_points(r.seed_sd)} | {_points(r.spread)} | {_points(r.kendall_tau)} | "
-            f"{_points(r.tau_error)} | {r.failed} | {r.verdict.split(':')[0]} |"
+            f"{_points(r.tau_error)} | {_with_interval(r.icc, r.icc_interval)} | "
+            f"{_with_interval(r.icc_of_mean, r.icc_of_mean_interval)} | {_points(r.tau_ceiling_of_mean)} | {r.failed} | "
+            f"{verdict_kind(r.verdict)} |"
         )
     lines += ["", "![tau against seconds per evaluation](calibration.png)", ""]
     lines += [f"- **{r.name}** ({r.folder}): {r.verdict}" for r in results]
@@ -289,7 +377,9 @@ def write_results(out: Path, results: Sequence[FidelityResult]) -> None:
 def load_results(out: str | Path) -> list[FidelityResult]:
     """The fidelities of a finished calibration, as ``calibrate`` returned them."""
     payload = json.loads((Path(out) / RESULTS).read_text(encoding="utf-8"))
-    return [FidelityResult(**{**r, "overrides": tuple(r["overrides"]), "tau_pairs": tuple(r["tau_pairs"])})
+    pairs = ("icc_interval", "icc_of_mean_interval")
+    return [FidelityResult(**{**r, "overrides": tuple(r["overrides"]), "tau_pairs": tuple(r["tau_pairs"]),
+                              **{key: tuple(r[key]) for key in pairs if r.get(key) is not None}})
             for r in payload["fidelities"]]  # fmt: skip
 
 
@@ -299,14 +389,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     fidelities = [parse_fidelity(text) for text in args.fidelity] or [()]
     out = args.out or Path("runs") / f"calibrate-{config.data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     results = calibrate(config, out, args.genomes, args.seeds, fidelities, progress=not args.quiet)
-    best = [r for r in results if r.kendall_tau is not None and r.verdict.startswith("ranks architectures")]
-    if len(results) > 1 and best:
-        cheapest = min(best, key=lambda r: r.seconds_per_evaluation or math.inf)
-        print(f"cheapest fidelity that ranks: {cheapest.name} ({cheapest.seconds_per_evaluation:.1f} s per evaluation)")
-    elif len(results) > 1:
-        print("no fidelity measured here ranks architectures (tau >= 0.5)")
+    if len(results) > 1:
+        print(closing_line(results))
     print(f"results: {Path(out) / 'calibration.md'}")
     return 0
+
+
+def closing_line(results: Sequence[FidelityResult]) -> str:
+    """The calibration's conclusion, from the same verdicts as its table."""
+    best = [r for r in results if r.kendall_tau is not None and verdict_kind(r.verdict) == "ranks architectures"]
+    if best:
+        cheapest = min(best, key=lambda r: r.seconds_per_evaluation or math.inf)
+        return f"cheapest fidelity that ranks: {cheapest.name} ({_points(cheapest.seconds_per_evaluation, 1)} s per evaluation)"
+    verdicts = "; ".join(f"{r.name}: {verdict_kind(r.verdict)} (tau {_points(r.kendall_tau)})" for r in results)
+    return f"no fidelity measured here was shown to rank architectures (tau >= {RANKS} beyond chance): {verdicts}"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -58,8 +58,62 @@ def test_verdict_follows_tau_and_its_error() -> None:
     assert verdict(WEAK, 0.05, 1.0, 1.0).startswith("ranks weakly")
     assert verdict(WEAK, 0.15, 1.0, 1.0).startswith("undecided")
     assert verdict(WEAK - 0.01, 0.05, 1.0, 1.0).startswith("cannot rank")
-    assert verdict(WEAK - 0.01, 0.3, 1.0, 1.0).startswith("cannot rank")
     assert "seed sd 1.20 pp against a spread of 0.80 pp" in verdict(-0.1, 0.2, 1.2, 0.8)
+
+
+def test_a_tau_within_the_scatter_of_unrelated_orders_is_undecided_whatever_its_value() -> None:
+    twelve = kendall_error(12)
+    assert twelve == pytest.approx(0.22, abs=0.005)  # 12 genomes, the default
+    for tau in (0.0, 0.1, 0.19, 0.2, 0.3, 0.44, -0.3):  # below WEAK, too, is no evidence of anything with 12
+        assert verdict(tau, twelve, 1.0, 1.0).startswith("undecided"), tau
+    assert verdict(0.19, kendall_error(400), 1.0, 1.0).startswith("cannot rank")  # 400 genomes: 0.19 is told apart
+    assert verdict(-0.5, twelve, 1.0, 1.0).startswith("cannot rank")
+    # Statistically: tau between unrelated orders of 12 falls inside the band about 95% of the time.
+    rng = np.random.default_rng(3)
+    taus = [kendalltau(np.arange(12), rng.permutation(12)).statistic for _ in range(4000)]
+    undecided = np.mean([verdict(t, twelve, None, None).startswith("undecided") for t in taus])
+    assert 0.93 < undecided < 0.99
+
+
+def test_reliability_recovers_a_known_intra_class_correlation() -> None:
+    from genetic_cnn.calibrate import reliability
+
+    rng = np.random.default_rng(11)
+    icc, seeds, inside_one, inside_mean, estimates = 0.5, 2, 0, 0, []
+    true_mean = seeds * icc / (1 + (seeds - 1) * icc)  # Spearman-Brown: 0.67 for the mean of 2
+    for _ in range(400):
+        worth = rng.normal(0, 1, size=(30, 1))
+        table = worth + rng.normal(0, 1, size=(30, seeds))  # equal variances: ICC(1) = 0.5
+        found = reliability(table)
+        assert found is not None
+        estimates.append(found.icc)
+        inside_one += found.icc_interval[0] <= icc <= found.icc_interval[1]
+        inside_mean += found.icc_of_mean_interval[0] <= true_mean <= found.icc_of_mean_interval[1]
+    assert abs(np.mean(estimates) - icc) < 0.03
+    assert 0.92 < inside_one / 400 < 0.98 and 0.92 < inside_mean / 400 < 0.98  # 95% intervals cover 95% of the time
+    # Seed Pearson 0.50: a perfect proxy reaches tau ~ 0.6 against the mean of two seeds, above seed-to-seed tau (0.33)
+    perfect = reliability(np.array([[0.0, 0.0], [1.0, 1.0]]) + 0)  # no within variance: undefined
+    assert perfect is None
+    from genetic_cnn.calibrate import Reliability
+
+    ceiling = Reliability(0.5, (0.4, 0.6), true_mean, (0.5, 0.8)).tau_ceiling_of_mean
+    assert ceiling == pytest.approx(0.61, abs=0.01) and ceiling > 2 / math.pi * math.asin(0.5)
+    worth = rng.normal(0, 1, 20_000)
+    first, second = worth + rng.normal(0, 1, 20_000), worth + rng.normal(0, 1, 20_000)
+    assert kendalltau(worth[:3000], ((first + second) / 2)[:3000]).statistic == pytest.approx(ceiling, abs=0.03)
+
+
+def test_the_closing_line_agrees_with_the_table() -> None:
+    from genetic_cnn.calibrate import FidelityResult, closing_line
+
+    def fidelity(name: str, tau: float, error: float) -> FidelityResult:
+        return FidelityResult(name, (), "", 12, 2, 24, 0, 90.0, 1.0, 1.0, tau, (tau,), error, 3.0,
+                              verdict(tau, error, 1.0, 1.0))  # fmt: skip
+
+    undecided = fidelity("few", 0.67, 0.4)  # tau 0.67 listed, but within twice the scatter
+    line = closing_line([undecided, fidelity("noisy", 0.05, 0.02)])
+    assert "was shown to rank" in line and "few: undecided (tau 0.67)" in line and "noisy: cannot rank" in line
+    assert closing_line([undecided, fidelity("good", 0.67, 0.1)]).startswith("cheapest fidelity that ranks: good")
 
 
 def test_parse_fidelity() -> None:
@@ -98,6 +152,12 @@ def test_figures_are_those_of_the_run_databases(calibrated: Path) -> None:
         assert result.kendall_tau == pytest.approx(np.mean(taus))
         assert result.seconds_per_evaluation == pytest.approx(np.mean([e.seconds for e in evaluations]))
         assert (result.architectures, result.seeds, result.evaluations, result.failed) == (5, 3, 15, 0)
+        grand, means = table.mean(), table.mean(axis=1)
+        between = 3 * np.sum((means - grand) ** 2) / 4
+        within_ms = np.sum((table - means[:, None]) ** 2) / 10
+        assert result.icc == pytest.approx((between - within_ms) / (between + 2 * within_ms))
+        assert result.icc_of_mean == pytest.approx((between - within_ms) / between)
+        assert result.icc_interval[0] < result.icc < result.icc_interval[1]
     text = (calibrated / "calibration.md").read_text()
     assert all(r.name in text for r in results)
     assert json.loads((calibrated / "calibration.json").read_text())["fidelities"][1]["overrides"] == list(FIDELITIES[1])
@@ -146,13 +206,18 @@ def test_cli_prints_each_verdict_and_where_the_results_are(tmp_path: Path) -> No
     assert result.stdout.count("per evaluation;") == 2
     assert "fidelity 2/2: data.subset=500" in result.stdout
     assert f"results: {tmp_path / 'c' / 'calibration.md'}" in result.stdout
-    assert ("cheapest fidelity that ranks" in result.stdout) != ("no fidelity measured here ranks" in result.stdout)
+    assert ("cheapest fidelity that ranks" in result.stdout) != ("no fidelity measured here was shown" in result.stdout)
 
 
 def test_a_calibration_begun_before_a_config_key_was_added_continues(calibrated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     request = json.loads((calibrated / "calibration-request.json").read_text())
     del request["config"]["evolution"]["selection"]  # as an older version wrote it
+    del request["config"]["data"]["split_seed"]
     (calibrated / "calibration-request.json").write_text(json.dumps(request))
     trainings = count_trainings(monkeypatch)
-    calibrate(load_config(None, TINY), calibrated, genomes=5, seeds=3, fidelities=FIDELITIES, progress=False)
+    results = calibrate(load_config(None, TINY), calibrated, genomes=5, seeds=3, fidelities=FIDELITIES, progress=False)
     assert trainings.count == 0
+    # the verdicts are measured again from the run databases: a calibration made before gets today's
+    for result in results:
+        assert result.verdict == verdict(result.kendall_tau, result.tau_error, result.seed_sd, result.spread)
+        assert result.icc is not None
