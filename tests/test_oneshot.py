@@ -38,17 +38,51 @@ def genomes_of(nodes: tuple[int, ...], count: int, seed: int) -> list[Genome]:
     return [Genome.zeros(nodes), Genome.ones(nodes)] + [Genome.random(nodes, rng) for _ in range(count)]
 
 
+def randomize_batch_norms(model: torch.nn.Module, seed: int) -> int:
+    """Give every batch norm random weights, biases and running statistics (their defaults, 1, 0, 0 and 1,
+    would let a path that forgot to copy them compute the same); returns how many there are."""
+    generator = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        for norm in norms:
+            size = norm.num_features
+            norm.weight.copy_(0.5 + torch.rand(size, generator=generator))
+            norm.bias.copy_(torch.randn(size, generator=generator))
+            norm.running_mean.copy_(torch.randn(size, generator=generator))
+            norm.running_var.copy_(0.5 + torch.rand(size, generator=generator))
+    return len(norms)
+
+
 @pytest.mark.parametrize("preset_name", ["mnist", "digits", "cifar10"])
 def test_a_genomes_path_computes_what_build_network_computes_with_the_same_weights(preset_name: str) -> None:
     preset = get_preset(preset_name)
     torch.manual_seed(0)
     supernet = SuperNet(preset).eval()
+    assert randomize_batch_norms(supernet, seed=2) > 0
     images = torch.randn(3, *preset.input_shape)
     for genome in genomes_of(preset.nodes, 6, seed=1):
         network = supernet.extract(genome).eval()
         assert count_parameters(network) == count_parameters(build_network(genome, preset))
         with torch.no_grad():
             assert torch.equal(supernet.use(genome)(images), network(images)), str(genome)
+
+
+@pytest.mark.slow
+def test_every_digits_architecture_extracts_the_network_its_path_computes() -> None:
+    """All 1,812 architectures of the digits space, batch norms randomized: the extracted network (as a
+    standalone evaluation would build it, with the supernet's weights copied in) computes the path."""
+    preset = get_preset("digits")
+    torch.manual_seed(0)
+    supernet = SuperNet(preset).eval()
+    randomize_batch_norms(supernet, seed=3)
+    images = torch.randn(2, *preset.input_shape)
+    keys = sorted(architectures(preset.nodes))
+    assert len(keys) == 1812
+    with torch.no_grad():
+        for key in keys:
+            genome = representative(key, preset.nodes)
+            network = supernet.extract(genome).eval()
+            assert torch.equal(supernet.use(genome)(images), network(images)), key
 
 
 def test_training_a_fixed_path_moves_only_that_paths_weights() -> None:
