@@ -4,7 +4,9 @@ Trains ``--archs`` distinct architectures (stratified by convolution count, ``sp
 standalone with ``--seeds`` seeds each at one stated fidelity, trains ``--supernets`` supernets (one
 per seed) on the same training images and measures every architecture's path in each, then reports
 Kendall tau and Spearman rho between one-shot accuracy (mean over supernets) and mean standalone
-accuracy, and the tau between two standalone seeds: the ceiling any proxy can reach at this fidelity.
+accuracy, and the tau between two standalone seeds: the agreement of two single trainings. That is
+not the ceiling of a proxy compared with the mean of the seeds, which is more reliable than one seed
+(``calibrate.reliability`` gives ICC(1,S) and the attenuated ceiling, (2/pi) asin(sqrt(ICC(1,S))).
 
 Resumable: every measurement is appended to ``--work/measurements.jsonl`` as it completes, and the
 supernets checkpoint every epoch, so running the same command again continues where a kill left it.

@@ -179,7 +179,7 @@ def reliability(table: Sequence[Sequence[float]], confidence: float = 0.95) -> R
     high = ratio * f.ppf(upper_quantile, n * (k - 1), n - 1)
     one = lambda value: (value - 1) / (value + k - 1)  # noqa: E731 - ICC(1) of a variance ratio
     mean = lambda value: 1 - 1 / value  # noqa: E731 - ICC(1,k) of a variance ratio
-    return Reliability(one(ratio), (one(low), one(high)), mean(ratio), (mean(low), mean(high)))
+    return Reliability(float(one(ratio)), (float(one(low)), float(one(high))), float(mean(ratio)), (float(mean(low)), float(mean(high))))
 
 
 def verdict(tau: float | None, error: float | None, seed_sd: float | None, spread_sd: float | None) -> str:

@@ -347,3 +347,24 @@ def test_an_older_table_says_its_split_varied_with_the_seed(tmp_path: Path) -> N
 
     old = synthetic_table(load_config(None, TINY_SPACE))  # no split_seed in its header, as the shipped tables
     assert old.split_seed is None and "split varies with seed" in old.split_description()
+
+
+def test_a_build_begun_before_split_seed_continues_as_it_began(
+    tiny_table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from genetic_cnn.tabulate import REQUEST
+
+    out = tmp_path / "old.json.gz"
+    shutil.copytree(work_folder(tiny_table), work_folder(out))
+    request = json.loads((work_folder(out) / REQUEST).read_text())
+    del request["split_seed"], request["config"]["data"]["split_seed"]  # as an earlier version wrote it
+    request["name"] = "old"
+    (work_folder(out) / REQUEST).write_text(json.dumps(request))
+    trainings = count_trainings(monkeypatch)
+    status = tabulate(load_config(None, TINY_SPACE), out, SEEDS, progress=False, echo=lambda line: None)
+    assert trainings.count == 0 and status.complete == SEEDS
+    table = read_table(out)
+    assert table.split_seed is None and "split varies with seed" in table.split_description()
+    assert "split_seed" not in json.loads((work_folder(out) / REQUEST).read_text())
