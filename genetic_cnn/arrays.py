@@ -54,7 +54,7 @@ def images_array(name: str, array: Any, layout: str) -> torch.Tensor:
     ``layout`` is auto, nchw or nhwc; torch tensors are NCHW by torch's convention unless it says nhwc.
     """
     is_tensor = isinstance(array, torch.Tensor)
-    values = _numeric(name, array.detach().cpu().numpy() if is_tensor else array)
+    values = _numeric(name, _tensor_values(name, array) if is_tensor else array)
     if values.dtype != np.uint8 and values.dtype.kind != "f":
         raise DatasetError(f"{name} has dtype {values.dtype}; pixels must be uint8 (0..255) or floating point ({_pixel_fix(name, values)})")
     if values.ndim == 3:
@@ -92,6 +92,14 @@ def images_array(name: str, array: Any, layout: str) -> torch.Tensor:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _tensor_values(name: str, tensor: torch.Tensor) -> np.ndarray:
+    try:
+        return tensor.detach().cpu().numpy()
+    except (RuntimeError, NotImplementedError, TypeError) as error:  # e.g. a meta tensor, which holds no values
+        reason = " ".join(str(error).split())[:120]
+        raise DatasetError(f"{name} is a tensor whose values cannot be read ({reason}); give a tensor that holds its values") from None
 
 
 def _numeric(name: str, array: Any) -> np.ndarray:
@@ -157,7 +165,7 @@ def labels_array(name: str, array: Any, count: int, images_name: str) -> torch.T
     numpy array of str, for ``class_names_as_labels``."""
     if array is None:
         raise DatasetError(f"{name} is None; give one label per image of {images_name}")
-    values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    values = _tensor_values(name, array) if isinstance(array, torch.Tensor) else np.asarray(array)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]  # Keras gives (N, 1)
     if values.ndim == 2:
@@ -417,12 +425,18 @@ def _from_dataset(dataset: Any, which: str, progress: bool) -> tuple[Any, np.nda
     if count == 0:
         raise DatasetError(f"the {which} Dataset holds no items; give at least one image per class")
     images: list[np.ndarray] = []
-    labels: list[int] = []
+    labels: list[int | str] = []
     kind = ""
     bar = progress_bar(total=count, desc=f"reading the {which} Dataset", unit="img", leave=False,
                        disable=not progress or count < PROGRESS_FROM)  # fmt: skip
     for index in range(count):
-        item = dataset[index]
+        try:
+            item = dataset[index]
+        except Exception as error:  # noqa: BLE001 - the Dataset is the user's code; its failure is one line here
+            reason = " ".join(str(error).split())[:150]
+            raise DatasetError(
+                f"reading item {index} of the {which} Dataset failed ({type(error).__name__}: {reason}); fix the Dataset or its files"
+            ) from None
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
             raise DatasetError(f"item {index} of the {which} Dataset is a {type(item).__name__}, not an (image, label) pair")
         image, kind = _pixels(item[0], index, which)
@@ -454,11 +468,13 @@ def _pixels(image: Any, index: int, which: str) -> tuple[np.ndarray, str]:
     raise DatasetError(f"item {index} of the {which} Dataset has a {type(image).__name__} image; give a tensor, PIL image or array")
 
 
-def _label(label: Any, index: int, which: str) -> int:
+def _label(label: Any, index: int, which: str) -> int | str:
     if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
         return int(label.item())
     if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
         return int(label)
+    if isinstance(label, str):
+        return label  # a class name
     raise DatasetError(
-        f"item {index} of the {which} Dataset has the label {label!r}; labels are integer class indices 0..K-1"
+        f"item {index} of the {which} Dataset has the label {label!r}; labels are integer class indices 0..K-1 or class names"
     )

@@ -105,6 +105,12 @@ def _listing(root: Path, split: str, seen: dict[tuple[int, int], str] | None = N
     classes = sorted(entry.name for entry in entries if _is_folder(entry))
     if not classes:
         raise DatasetError(f"{folder} holds no class folders; put each class's images in {folder}/<class>/")
+    for name in classes:
+        if not name.isprintable():  # e.g. bytes that are no UTF-8, which Python keeps as unprintable surrogates
+            raise DatasetError(
+                f"{folder}/{name!a} is a class folder whose name is not printable UTF-8 text; a class's name is shown "
+                "and stored, so rename the folder"
+            )
     loose = [entry.name for entry in entries if not _is_folder(entry) and entry.name.lower().endswith(IMAGE_EXTENSIONS)]
     if loose:
         warn(f"{folder} holds {len(loose)} image(s) outside any class folder (e.g. {sorted(loose)[0]}); they are not used: "
@@ -206,7 +212,8 @@ def _cache_key(root: Path, splits: dict[str, Listing], image_size: int) -> str:
         digest.update(json.dumps([name, listing.classes]).encode())
         for path, label in listing.samples:
             stat = os.stat(path)
-            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            # surrogateescape: a file name that is no UTF-8 (e.g. from a Windows zip) is hashed by its bytes
+            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:24]
 
 

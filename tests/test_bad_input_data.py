@@ -192,6 +192,21 @@ def labels_of(values: list[Any], count: int = 48) -> np.ndarray:
     return np.array([values[index % len(values)] for index in range(count)])
 
 
+class FailingDataset(torch.utils.data.Dataset):
+    """A map-style Dataset of 12x12 tensors whose item 5 cannot be read, as a Dataset over missing files."""
+
+    def __init__(self, label: object = None) -> None:
+        self.label = label
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
+        if index == 5:
+            raise FileNotFoundError(f"{index:04d}.png")
+        return torch.zeros(1, 12, 12), index % 2 if self.label is None else self.label
+
+
 def ragged_images() -> list[np.ndarray]:
     return [np.zeros((12, 12), dtype=np.uint8)] * 40 + [np.zeros((10, 10), dtype=np.uint8)] * 8
 
@@ -242,6 +257,12 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("a dict of arrays with a misnamed key", run_with(lambda: {"x_train": npz_arrays()["x_train"], "labels": npz_arrays()["y_train"]}),
      "missing: y_train"),
     ("three arrays", run_with(lambda: arrays()[:3]), "got a tuple of 3 (ndarray, ndarray, ndarray)"),
+    ("a tensor without values", run_with(lambda: (torch.zeros(48, 1, 12, 12, device="meta"), np.arange(48) % 4)),
+     "x_train is a tensor whose values cannot be read"),
+    ("images of five axes", run_with(lambda: arrays(x_train=npz_arrays()["x_train"][:, None])), "x_train has shape (48, 1, 12, 12, 1)"),
+    ("a Dataset whose items fail to load", run_with(lambda: FailingDataset()),
+     "reading item 5 of the training Dataset failed (FileNotFoundError: 0005.png); fix the Dataset or its files"),
+    ("a Dataset of float labels", run_with(lambda: FailingDataset(label=0.5)), "item 0 of the training Dataset has the label 0.5"),
     # .npz files
     (".npz holding an object array", loading(npz_file(x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.array([0, 1, "x", None], dtype=object)),
                                              **ARRAYS), "y_train is an array of Python objects (dtype object), which is never unpickled"),
@@ -263,6 +284,8 @@ API_ROWS: list[tuple[str, Call, str]] = [
         symlink(root / "train" / "d", root / "train" / "a" / "more"), save_png(root / "train" / "a" / "more" / "x.png", class_image(0, 0, 12)))),
         **FOLDER), "are the same folder"),
     ("a link to the data root", loading(folder_with(lambda root: symlink(root / "train" / "b" / "all", root)), **FOLDER), "a folder that holds it"),
+    ("a class folder named in no UTF-8", loading(folder_with(lambda root: os.rename(root / "train" / "b", os.fsdecode(os.fsencode(root / "train") + b"/\xe9t\xe9"))),
+                                                 **FOLDER), "is a class folder whose name is not printable UTF-8 text; a class's name is shown and stored, so rename"),
     ("test/ with a class train/ lacks", loading(folder_with(lambda root: write_image_folder(root, 0, 1, classes=("a", "b", "z"), size=12)), **FOLDER),
      "only in test/: z"),
     # genomes, networks and runs
@@ -438,3 +461,26 @@ def test_start_run_takes_a_dict_config_and_resume_run_one_override(tmp_path: Pat
     with pytest.raises(UserError, match="cannot change half-way"):  # one string is one override, not its letters
         resume_run(folder, progress=False, overrides="evolution.population=6")
     assert resume_run(folder, progress=False, echo=lambda line: None, overrides="run.threads=1") == folder
+
+
+def test_file_names_in_no_utf8_are_read(tmp_path: Path) -> None:
+    """Names from a Windows zip may be Latin-1 bytes; the image is read, and cached, like any other."""
+    root = write_image_folder(tmp_path, per_class=3, classes=("a", "b"), size=12)
+    os.rename(root / "train" / "a" / "0000.png", os.fsdecode(os.fsencode(root / "train" / "a") + b"/caf\xe9.png"))
+    images, store_cache = image_folder.load_folder(root, 0)
+    store_cache()
+    assert len(images.train_labels) == 6 and (root / image_folder.CACHE_FOLDER).is_dir()
+
+
+def test_a_dataset_of_class_names(tmp_path: Path) -> None:
+    class Named(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+            return torch.full((1, 8, 8), float(index % 2)), ("dog", "cat")[index % 2]
+
+    images = from_memory(Named(), "auto")
+    assert images.classes == ("cat", "dog")
+    assert [images.classes[int(label)] for label in images.train_labels] == ["dog", "cat"] * 5
+    assert torch.equal(images.train_images[:, 0, 0, 0], (images.train_labels == 0).float())
