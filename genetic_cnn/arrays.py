@@ -62,6 +62,8 @@ def images_array(name: str, array: Any, layout: str) -> torch.Tensor:
     elif values.ndim == 4:
         if is_tensor and layout == "auto":
             _refuse_channels_last_tensor(name, values.shape)
+        elif layout != "auto":
+            _refuse_contrary_layout(name, values.shape, layout)
         order = layout if layout != "auto" else "nchw" if is_tensor else _guess_layout(name, values.shape)
         if order == "nhwc":
             values = values.transpose(0, 3, 1, 2)
@@ -130,6 +132,21 @@ def _flat_hint(name: str, shape: tuple[int, ...]) -> str:
     if side > 1 and side * side == shape[-1]:
         return f" (flattened {side}x{side} images? {name}.reshape(-1, {side}, {side}))"
     return ""
+
+
+def _refuse_contrary_layout(name: str, shape: tuple[int, ...], layout: str) -> None:
+    """``data.layout`` set against what the shape plainly is (e.g. nhwc for (N, 1, 28, 28)) would read
+    images a pixel wide; the setting is named rather than the preset that cannot take them."""
+    try:
+        guessed = _guess_layout(name, shape)
+    except DatasetError:  # ambiguous: data.layout decides
+        return
+    if guessed != layout:
+        channels, height, width = (shape[3], shape[1], shape[2]) if layout == "nhwc" else shape[1:]
+        raise DatasetError(
+            f"data.layout = {layout!r} reads {name} of shape {tuple(shape)} as {channels} channel(s) of {height}x{width} "
+            f"pixels, but its shape is plainly {guessed.upper()}; set data.layout = {guessed!r} or 'auto'"
+        )
 
 
 def _refuse_channels_last_tensor(name: str, shape: tuple[int, ...]) -> None:

@@ -96,9 +96,13 @@ def _listing(root: Path, split: str, seen: dict[tuple[int, int], str] | None = N
     folder = root / split
     if not folder.is_dir():
         where = f"{root} does not exist" if not root.exists() else f"{root} is a file" if not root.is_dir() else f"{folder} is not a folder"
+        if root.is_dir() and root.name in ("train", "test") and (root.parent / "train").is_dir():
+            raise DatasetError(f"data.root = {root} is the {root.name}/ folder itself; set data.root to {root.parent}, the folder that holds train/")
+        classes_here = root.is_dir() and any(entry.is_dir() for entry in _entries(root))
         raise DatasetError(
             f"data.dataset = 'folder' reads data.root/train/<class>/<images> and {where}; "
             "set data.root to the folder that holds train/ (and optionally test/)"
+            + (f", or, if the folders in {root} are the classes, move them into {folder}/" if classes_here else "")
         )
     seen = {} if seen is None else seen
     entries = _entries(folder)

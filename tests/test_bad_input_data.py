@@ -207,6 +207,14 @@ class FailingDataset(torch.utils.data.Dataset):
         return torch.zeros(1, 12, 12), index % 2 if self.label is None else self.label
 
 
+def classes_at_the_root(tmp: Path) -> Path:
+    root = write_image_folder(tmp / "download", per_class=2, classes=("a", "b"), size=12)
+    for name in ("a", "b"):
+        os.rename(root / "train" / name, root / name)
+    (root / "train").rmdir()
+    return root
+
+
 def ragged_images() -> list[np.ndarray]:
     return [np.zeros((12, 12), dtype=np.uint8)] * 40 + [np.zeros((10, 10), dtype=np.uint8)] * 8
 
@@ -228,6 +236,10 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("sparse labels 0, 5, 9", run_with(lambda: (npz_arrays()["x_train"], labels_of([0, 5, 9]))),
      "class(es) 1, 2, 3, ... have no training image (labels run 0..9 but only 3 distinct labels occur)"),
     # labels
+    ("uint64 label 2**64-1", run_with(lambda: arrays(y_train=np.where(np.arange(48) == 0, 2**64 - 1, np.arange(48) % 4).astype(np.uint64))),
+     "y_train holds the label 18446744073709551615; labels are class indices 0..K-1"),
+    ("NCHW arrays with data.layout = nhwc", run_with(lambda: arrays(x_train=npz_arrays()["x_train"].transpose(0, 3, 1, 2)), "data.layout=nhwc"),
+     "data.layout = 'nhwc' reads x_train of shape (48, 1, 12, 12) as 12 channel(s) of 1x12 pixels, but its shape is plainly NCHW"),
     ("True/False labels", run_with(lambda: (npz_arrays()["x_train"], labels_of([True, False]))), "True/False labels"),
     ("negative labels", run_with(lambda: (npz_arrays()["x_train"], labels_of([-1, 0, 1]))), "negative label -1"),
     ("NaN labels", run_with(lambda: (npz_arrays()["x_train"], labels_of([0.0, 1.0, np.nan]))), "float64 labels"),
@@ -286,6 +298,9 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("a link to the data root", loading(folder_with(lambda root: symlink(root / "train" / "b" / "all", root)), **FOLDER), "a folder that holds it"),
     ("a class folder named in no UTF-8", loading(folder_with(lambda root: os.rename(root / "train" / "b", os.fsdecode(os.fsencode(root / "train") + b"/\xe9t\xe9"))),
                                                  **FOLDER), "is a class folder whose name is not printable UTF-8 text; a class's name is shown and stored, so rename"),
+    ("data.root pointing at train/", loading(lambda tmp: folder_with(lambda root: None)(tmp) / "train", **FOLDER),
+     "is the train/ folder itself; set data.root to"),
+    ("class folders without train/", loading(classes_at_the_root, **FOLDER), "are the classes, move them into"),
     ("test/ with a class train/ lacks", loading(folder_with(lambda root: write_image_folder(root, 0, 1, classes=("a", "b", "z"), size=12)), **FOLDER),
      "only in test/: z"),
     # genomes, networks and runs
