@@ -499,3 +499,28 @@ def test_a_dataset_of_class_names(tmp_path: Path) -> None:
     assert images.classes == ("cat", "dog")
     assert [images.classes[int(label)] for label in images.train_labels] == ["dog", "cat"] * 5
     assert torch.equal(images.train_images[:, 0, 0, 0], (images.train_labels == 0).float())
+
+
+@pytest.mark.parametrize("exponent", [120, -120])
+def test_float_pixels_scaled_by_a_power_of_two_give_identical_tensors(tmp_path: Path, exponent: int) -> None:
+    """Scaling by a power of two is exact, so data at 2**120 (1.3e36) or 2**-120 is the very same training
+    data as at 1: the same tensors, bit for bit, hence the same training."""
+    values = {key: value / np.float32(255) if key.startswith("x") else value for key, value in npz_arrays().items()}
+    scaled = {key: value * np.float32(2.0**exponent) if key.startswith("x") else value for key, value in values.items()}
+    reference = load_datasets(DataConfig(dataset="arrays", root=str(write_npz(tmp_path / "unit.npz", **values))), seed=0)
+    data = load_datasets(DataConfig(dataset="arrays", root=str(write_npz(tmp_path / "scaled.npz", **scaled))), seed=0)
+    for split in ("train", "validation", "test"):
+        assert torch.equal(getattr(data, split).images, getattr(reference, split).images)
+
+
+@pytest.mark.slow
+def test_a_run_on_pixels_near_float32s_limit_is_the_run_at_scale_one(tmp_path: Path) -> None:
+    values = {key: value / np.float32(255) if key.startswith("x") else value for key, value in npz_arrays(train=160).items()}
+    huge = {key: value * np.float32(2.0**126) if key.startswith("x") else value for key, value in values.items()}  # up to 8.5e37
+    folders = [start_run(tiny_config("train.schedule=[[4, 0.01]]"), out=tmp_path / name, progress=False, echo=lambda line: None,
+                         data=tuple(data[key] for key in ("x_train", "y_train", "x_test", "y_test")))
+               for name, data in (("unit", values), ("huge", huge))]  # fmt: skip
+    with load_run(folders[0]) as unit, load_run(folders[1]) as scaled:
+        fitness = [g.fitness for g in unit.generations()]
+        assert fitness == [g.fitness for g in scaled.generations()]
+        assert max(max(row) for row in fitness) > 0.25  # learnt something: 4 classes
