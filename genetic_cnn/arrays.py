@@ -111,8 +111,8 @@ def _numeric(name: str, array: Any) -> np.ndarray:
     try:
         values = np.asarray(array)
     except (ValueError, TypeError) as error:  # e.g. a list of images of different sizes
-        reason = " ".join(str(error).split())[:120]
-        raise DatasetError(f"{name} cannot be made one array ({reason}); give images of one size in one array") from None
+        reason = "its items differ in shape" if "inhomogeneous" in str(error) else " ".join(str(error).split())[:120]
+        raise DatasetError(f"{name} cannot be made one array ({reason}); give images of one size and mode in one array") from None
     if values.dtype.kind in "OUSV":
         what = "text" if values.dtype.kind in "US" else "Python objects (e.g. images of different sizes, or None)"
         raise DatasetError(f"{name} holds {what}, dtype {values.dtype}; give a numeric array of images of one size")

@@ -192,8 +192,9 @@ def _claim(seen: dict[tuple[int, int], str], identity: tuple[int, int], path: st
     first = seen.setdefault(identity, path)
     if first != path:
         raise DatasetError(
-            f"{path} and {first} are the same {what} (a link, or a hard link): its images would count twice, "
-            "perhaps under two classes or in both train/ and test/; keep one of them"
+            f"{path} and {first} are the same {what} (a link, or a hard link): "
+            f"{'it' if what == 'file' else 'its images'} would count twice, perhaps under two classes or in both train/ "
+            "and test/; keep one of them"
         )
 
 

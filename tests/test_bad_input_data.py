@@ -263,7 +263,7 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("int32 pixels in 0..255", run_with(lambda: arrays(x_train=npz_arrays()["x_train"].astype(np.int32))), "x_train.astype(np.uint8)"),
     ("boolean masks as images", run_with(lambda: arrays(x_train=npz_arrays()["x_train"] > 100)), "x_train has dtype bool"),
     ("no training images", run_with(lambda: arrays(x_train=np.zeros((0, 12, 12, 1), np.uint8), y_train=np.zeros(0, np.int64))), "holds no images"),
-    ("images of one pixel after data.image_size = 1", run_with(lambda: arrays(), "data.image_size=1"), "shrink them to nothing"),
+    ("images of one pixel after data.image_size = 1", run_with(lambda: arrays(), "data.image_size=1"), "data.image_size = 1 resizes the images to 1x1, too small for the preset"),
     # the shapes data= takes
     ("a bare image array as data", run_with(lambda: npz_arrays()["x_train"]), "got ndarray"),
     ("a dict of arrays with a misnamed key", run_with(lambda: {"x_train": npz_arrays()["x_train"], "labels": npz_arrays()["y_train"]}),
