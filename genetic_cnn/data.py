@@ -338,8 +338,13 @@ def _load_torchvision(name: str, root: Path, download: bool) -> LabelledImages:
         folder, files = root / cls.__name__ / "raw", _MNIST_FILES
         how = "put the files there, gunzipped"
 
+    below = folder.relative_to(root) if folder != root else None
     if root.exists() and not root.is_dir():
-        raise DatasetError(f"data.root = {root} is a file; {name} is read from a folder: set data.root to the folder that holds {folder.relative_to(root) if folder != root else 'the files'}")
+        raise DatasetError(f"data.root = {root} is a file; {name} is read from a folder: set data.root to the folder that holds {below or 'the files'}")
+    misplaced = any((root / file).is_file() for file in files) and not all((folder / file).is_file() for file in files)
+    if below is not None and misplaced:  # data.root points at the files' own folder
+        above = root.parents[len(below.parts) - 1]
+        raise DatasetError(f"data.root = {root} holds {name}'s files themselves, which torchvision reads from data.root/{below}; set data.root to {above}")
 
     def read(train: bool) -> Any:
         if cls is datasets.SVHN:  # SVHN names its parts by split, the others by a flag

@@ -106,6 +106,9 @@ def _listing(root: Path, split: str, seen: dict[tuple[int, int], str] | None = N
         )
     seen = {} if seen is None else seen
     entries = _entries(folder)
+    for entry in entries:
+        if entry.is_symlink() and not os.path.exists(entry.path):  # perhaps a class folder that was moved
+            raise DatasetError(f"{entry.path} is a link to {os.readlink(entry.path)}, which does not exist; remove the link or restore its target")
     classes = sorted(entry.name for entry in entries if _is_folder(entry))
     if not classes:
         raise DatasetError(f"{folder} holds no class folders; put each class's images in {folder}/<class>/")

@@ -99,6 +99,11 @@ def truncated_cifar_batch(tmp: Path) -> list[str]:
     return evolve_with("data.dataset=cifar10", f"data.root={str(tmp / 'data')!r}", "space.preset=cifar10", "space.channels=[4, 4, 8]")(tmp)
 
 
+def mnist_raw_folder_as_root(tmp: Path) -> list[str]:
+    table.mnist_root_with_truncated_file(tmp)  # its files, in data/MNIST/raw
+    return evolve_with("data.dataset=mnist", f"data.root={str(tmp / 'data' / 'MNIST' / 'raw')!r}", "space.preset=mnist")(tmp)
+
+
 def huge_label() -> dict[str, np.ndarray]:
     labels = npz_arrays()["y_train"].copy()
     labels[0] = 2**32 - 1
@@ -130,6 +135,7 @@ CLI_ROWS: list[tuple[str, str, Setup, str]] = [
     ("MNIST root that is a file", "evolve",
      lambda tmp: evolve_with("data.dataset=mnist", f"data.root={str(write(tmp / 'mnist.gz', 'x'))!r}", "space.preset=mnist")(tmp),
      "is a file; mnist is read from a folder: set data.root to the folder that holds MNIST/raw"),
+    ("MNIST root pointing at the raw files", "evolve", mnist_raw_folder_as_root, "holds mnist's files themselves, which torchvision reads from data.root/MNIST/raw; set data.root to"),
     ("CIFAR-10 folder with a truncated batch", "evolve", truncated_cifar_batch, "cifar10 files in"),
 ]  # fmt: skip
 
@@ -295,6 +301,8 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("a class folder linked into another class's subfolder", loading(folder_with(lambda root: (
         symlink(root / "train" / "d", root / "train" / "a" / "more"), save_png(root / "train" / "a" / "more" / "x.png", class_image(0, 0, 12)))),
         **FOLDER), "are the same folder"),
+    ("a class folder that is a link to nothing", loading(folder_with(lambda root: symlink(root / "train" / "d", root / "moved-away")), **FOLDER),
+     "train/d is a link to"),
     ("a link to the data root", loading(folder_with(lambda root: symlink(root / "train" / "b" / "all", root)), **FOLDER), "a folder that holds it"),
     ("a class folder named in no UTF-8", loading(folder_with(lambda root: os.rename(root / "train" / "b", os.fsdecode(os.fsencode(root / "train") + b"/\xe9t\xe9"))),
                                                  **FOLDER), "is a class folder whose name is not printable UTF-8 text; a class's name is shown and stored, so rename"),
