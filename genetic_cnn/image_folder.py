@@ -1,8 +1,10 @@
 """``data.dataset = "folder"``: your own images in torchvision's ImageFolder layout, decoded once, cached.
 
 ``root/train/<class>/*.png|jpg|...`` (and ``root/test/<class>/...`` when there is a test set) is
-listed as torchvision's ``ImageFolder`` lists it, and every image decoded through an ``ImageFolder``
-with Pillow into the uint8 tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
+listed as torchvision's ``ImageFolder`` lists it, but that hidden files and folders are skipped and
+symbolic links can never make an image count twice or under another class (see ``_listing``), and
+every image decoded through an ``ImageFolder`` over that listing, with Pillow, into the uint8
+tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
 mode: grayscale (1 channel) or colour (3 channels; palette and alpha images become RGB).
 
 Decoding thousands of files takes seconds to minutes, so the decoded tensors are kept in

@@ -88,7 +88,7 @@ def npy_named_npz(tmp: Path) -> list[str]:
     return evolve_with("data.dataset=arrays", f"data.root={str(path)!r}")(tmp)
 
 
-def truncated_cifar_batch(tmp: Path) -> list[str]:
+def truncated_cifar_batch(tmp: Path) -> Path:
     folder = tmp / "data" / "cifar-10-batches-py"
     batch = {"data": np.zeros((10, 3072), dtype=np.uint8), "labels": list(range(10))}
     for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
@@ -96,12 +96,12 @@ def truncated_cifar_batch(tmp: Path) -> list[str]:
     write(folder / "batches.meta", pickle.dumps({"label_names": [str(index) for index in range(10)]}))
     data = (folder / "data_batch_3").read_bytes()
     (folder / "data_batch_3").write_bytes(data[: len(data) // 2])
-    return evolve_with("data.dataset=cifar10", f"data.root={str(tmp / 'data')!r}", "space.preset=cifar10", "space.channels=[4, 4, 8]")(tmp)
+    return tmp / "data"
 
 
-def mnist_raw_folder_as_root(tmp: Path) -> list[str]:
+def mnist_raw_folder(tmp: Path) -> Path:
     table.mnist_root_with_truncated_file(tmp)  # its files, in data/MNIST/raw
-    return evolve_with("data.dataset=mnist", f"data.root={str(tmp / 'data' / 'MNIST' / 'raw')!r}", "space.preset=mnist")(tmp)
+    return tmp / "data" / "MNIST" / "raw"
 
 
 def huge_label() -> dict[str, np.ndarray]:
@@ -132,11 +132,6 @@ CLI_ROWS: list[tuple[str, str, Setup, str]] = [
      arrays_with(x_train=npz_arrays()["x_train"] * 1e300, x_test=npz_arrays()["x_test"] * 1e300), "beyond float32's range"),
     ("label 2**32-1", "evolve", arrays_with(**huge_label()),
      "labels run 0..4294967295 but only 5 distinct labels occur); labels must be class indices 0..K-1 without gaps, or class names"),
-    ("MNIST root that is a file", "evolve",
-     lambda tmp: evolve_with("data.dataset=mnist", f"data.root={str(write(tmp / 'mnist.gz', 'x'))!r}", "space.preset=mnist")(tmp),
-     "is a file; mnist is read from a folder: set data.root to the folder that holds MNIST/raw"),
-    ("MNIST root pointing at the raw files", "evolve", mnist_raw_folder_as_root, "holds mnist's files themselves, which torchvision reads from data.root/MNIST/raw; set data.root to"),
-    ("CIFAR-10 folder with a truncated batch", "evolve", truncated_cifar_batch, "cifar10 files in"),
 ]  # fmt: skip
 
 
@@ -311,6 +306,12 @@ API_ROWS: list[tuple[str, Call, str]] = [
     ("class folders without train/", loading(classes_at_the_root, **FOLDER), "are the classes, move them into"),
     ("test/ with a class train/ lacks", loading(folder_with(lambda root: write_image_folder(root, 0, 1, classes=("a", "b", "z"), size=12)), **FOLDER),
      "only in test/: z"),
+    # torchvision roots
+    ("MNIST root that is a file", loading(lambda tmp: write(tmp / "mnist.gz", "x"), dataset="mnist"),
+     "is a file; mnist is read from a folder: set data.root to the folder that holds MNIST/raw"),
+    ("MNIST root pointing at the raw files", loading(mnist_raw_folder, dataset="mnist"),
+     "holds mnist's files themselves, which torchvision reads from data.root/MNIST/raw; set data.root to"),
+    ("CIFAR-10 folder with a truncated batch", loading(truncated_cifar_batch, dataset="cifar10"), "cifar10 files in"),
     # genomes, networks and runs
     ("genome as bytes", lambda tmp: lambda: Genome.from_string(b"1-01|0-01-100-0111"), "a genome string is expected"),  # type: ignore[arg-type]
     ("genome with a letter O for a zero", lambda tmp: lambda: Genome.from_string("1-O1|0-01-100-0111"), "'O' at position 3"),
