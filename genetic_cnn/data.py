@@ -168,7 +168,12 @@ def load_datasets(
         # Sorted indices read memory in order (faster gathers); training shuffles every epoch anyway.
         val_index, train_index = torch.from_numpy(np.sort(order[:count])), torch.from_numpy(np.sort(order[count:]))
 
-    train_images = _to_unit_float(train_x[train_index])
+    scale = _float_scale(train_x, test_x)
+
+    def unit(images: torch.Tensor) -> torch.Tensor:
+        return _to_unit_float(images) if scale == 1.0 else _to_unit_float(images).mul_(scale)
+
+    train_images = unit(train_x[train_index])
     channels = train_images.shape[1]
     mean = train_images.mean(dim=(0, 2, 3))
     std = train_images.std(dim=(0, 2, 3))
@@ -181,13 +186,13 @@ def load_datasets(
     datasets = Datasets(
         name=config.dataset,
         train=Split(normalize(train_images), train_y[train_index].contiguous()),
-        validation=Split(normalize(_to_unit_float(train_x[val_index])), train_y[val_index].contiguous()),
-        test=Split(normalize(_to_unit_float(test_x)), test_y.contiguous()),
+        validation=Split(normalize(unit(train_x[val_index])), train_y[val_index].contiguous()),
+        test=Split(normalize(unit(test_x)), test_y.contiguous()),
         num_classes=len(classes),
         input_shape=(channels, int(train_images.shape[2]), int(train_images.shape[3])),
         classes=classes,
-        mean=tuple(float(value) for value in mean),
-        std=tuple(float(value) for value in std),
+        mean=tuple(float(value) / scale for value in mean),  # in the pixels' own units, whatever the scale
+        std=tuple(float(value) / scale for value in std),
     )
     if accept is not None:
         accept(datasets)
@@ -251,6 +256,27 @@ def _subset(size: int, count: int, rng: np.random.Generator) -> np.ndarray:
     if count >= size:
         return np.arange(size)
     return np.sort(rng.permutation(size)[:count])
+
+
+FLOAT_RANGE = 2.0**16
+"""Float pixels whose largest magnitude lies outside [1/FLOAT_RANGE, FLOAT_RANGE] are scaled into it."""
+
+
+def _float_scale(*splits: torch.Tensor) -> float:
+    """A power of two that brings float pixels of any scale near 1, or 1.0 when they are near enough.
+
+    Pixels near float32's limits (1e38, or 1e-30) are valid input, but their sums and squares
+    overflow or underflow in float32, which would make every statistic inf or 0; multiplying by a
+    power of two is exact, and normalization by the scaled statistics gives the same images.
+    """
+    peak = 0.0
+    for images in splits:
+        if images.is_floating_point() and images.numel():
+            low, high = torch.aminmax(images)
+            peak = max(peak, abs(float(low)), abs(float(high)))
+    if peak == 0.0 or 1 / FLOAT_RANGE <= peak <= FLOAT_RANGE:
+        return 1.0
+    return math.ldexp(1.0, -math.frexp(peak)[1])
 
 
 def _to_unit_float(images: torch.Tensor) -> torch.Tensor:
@@ -319,6 +345,14 @@ def _load_torchvision(name: str, root: Path, download: bool) -> LabelledImages:
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         folder, files = root / cls.__name__ / "raw", _MNIST_FILES
         how = "put the files there, gunzipped"
+
+    below = folder.relative_to(root) if folder != root else None
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"data.root = {root} is a file; {name} is read from a folder: set data.root to the folder that holds {below or 'the files'}")
+    misplaced = any((root / file).is_file() for file in files) and not all((folder / file).is_file() for file in files)
+    if below is not None and misplaced:  # data.root points at the files' own folder
+        above = root.parents[len(below.parts) - 1]
+        raise DatasetError(f"data.root = {root} holds {name}'s files themselves, which torchvision reads from data.root/{below}; set data.root to {above}")
 
     def read(train: bool) -> Any:
         if cls is datasets.SVHN:  # SVHN names its parts by split, the others by a flag

@@ -8,10 +8,11 @@ resumed run ends with exactly the history of an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -274,6 +275,9 @@ def start_run(
     run records ``data.dataset = "arrays"`` with that file as ``data.root``, so that worker processes
     and a later ``resume`` read exactly the same images.
     """
+    config = _as_config(config)
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise UserError(f"start_run(out=...) is the run's folder, a str or pathlib.Path; got {type(out).__name__}")
     folder = Path(out or config.run.out or default_run_folder(config))
     check_new_folder(folder)
     own = None
@@ -297,6 +301,20 @@ def start_run(
         if not load_run_evaluations_exist(folder):
             _remove_empty_run(folder, remove_folder=not existed)  # bad input: leave no half-made run behind
         raise
+
+
+def _as_config(config: Any) -> Config:
+    """``config``, or the ``Config`` a dict of sections stands for (checked as a config file is)."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        from genetic_cnn.config import config_from_dict
+
+        return config_from_dict(dict(config))
+    raise UserError(
+        f"start_run takes a Config (genetic_cnn.config.load_config(path)) or a dict of config sections; "
+        f"got {type(config).__name__}"
+    )
 
 
 OWN_DATA_FILE = "data.npz"
@@ -355,8 +373,10 @@ def resume_run(
     ``overrides`` (``run.executor=processes``, ...) may change the keys in ``RESUMABLE_KEYS``; the
     change is stored with the run and ``config.toml`` is rewritten. Any other key is refused.
     """
-    folder = Path(folder)
+    if isinstance(overrides, str):  # one override, not a sequence of one-character ones
+        overrides = [overrides]
     store = RunStore.open(folder)
+    folder = store.folder
     try:
         _check_config_file(folder, store.config)  # refused before the lock file is touched
         config = resumed_config(store.config, overrides) if overrides else None

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from genetic_cnn.config import FITNESS_METHODS
+from genetic_cnn.errors import UserError
 
 if TYPE_CHECKING:
     from genetic_cnn.arrays import LabelledImages
@@ -50,10 +51,16 @@ def check_fitness_inputs(config: Config, own: LabelledImages | None = None) -> N
     from genetic_cnn.presets import fit_to_data, size_warning
     from genetic_cnn.progress import warn
 
-    datasets = load_datasets(
-        config.data, seed=config.run.seed, own=own,
-        accept=lambda data: fit_to_data(config.preset(), data.name, data.input_shape, data.num_classes),
-    )  # fmt: skip
+    def fits(data: Datasets) -> None:
+        try:
+            fit_to_data(config.preset(), data.name, data.input_shape, data.num_classes)
+        except UserError as error:
+            if not config.data.image_size:
+                raise
+            size = config.data.image_size  # the user's own setting made the images this small: name it first
+            raise UserError(f"data.image_size = {size} resizes the images to {size}x{size}, too small for the preset: {error}") from None
+
+    datasets = load_datasets(config.data, seed=config.run.seed, own=own, accept=fits)
     warning = size_warning(config.preset(), datasets.name, datasets.input_shape)
     if warning:
         warn(warning)

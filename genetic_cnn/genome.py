@@ -18,8 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genetic_cnn.errors import UserError
+
 STAGE_SEPARATOR = "|"
 GROUP_SEPARATOR = "-"
+LOOKALIKES = str.maketrans({**dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d", GROUP_SEPARATOR),
+                            **dict.fromkeys("\u00a6\u2223\u01c0\uff5c", STAGE_SEPARATOR)})  # fmt: skip
+"""Dashes and bars that a PDF, a word processor or a chat turns ``-`` and ``|`` into."""
+
+
+class GenomeError(UserError, ValueError):
+    """A genome string or value that is no genome; the message says where and why."""
 
 
 def bits_per_stage(nodes: int) -> int:
@@ -35,12 +44,12 @@ def edge_list(nodes: int) -> list[tuple[int, int]]:
 def _check_nodes(nodes: Sequence[int]) -> tuple[int, ...]:
     checked = tuple(nodes)
     if not checked:
-        raise ValueError("a genome needs at least one stage: nodes is empty")
+        raise GenomeError("a genome needs at least one stage: nodes is empty")
     for index, count in enumerate(checked, start=1):
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise ValueError(f"stage {index}: node count {count!r} is not an integer")
+            raise GenomeError(f"stage {index}: node count {count!r} is not an integer")
         if count < 2:
-            raise ValueError(
+            raise GenomeError(
                 f"stage {index} has {count} node(s); a stage needs at least 2 nodes (one connection bit)"
             )
     return tuple(int(count) for count in checked)
@@ -56,18 +65,18 @@ class Genome:
     def __post_init__(self) -> None:
         nodes = _check_nodes(self.nodes)
         if len(self.stages) != len(nodes):
-            raise ValueError(f"{len(nodes)} node counts given for {len(self.stages)} stages")
+            raise GenomeError(f"{len(nodes)} node counts given for {len(self.stages)} stages")
         stages = []
         for index, (count, bits) in enumerate(zip(nodes, self.stages), start=1):
             bits = tuple(bits)
             expected = bits_per_stage(count)
             if len(bits) != expected:
-                raise ValueError(
+                raise GenomeError(
                     f"stage {index}: {len(bits)} bits given, a stage of {count} nodes needs {expected}"
                 )
             for position, bit in enumerate(bits, start=1):
                 if bit not in (0, 1) or isinstance(bit, float):
-                    raise ValueError(f"stage {index}, bit {position}: {bit!r} is not 0 or 1")
+                    raise GenomeError(f"stage {index}, bit {position}: {bit!r} is not 0 or 1")
             stages.append(tuple(int(bit) for bit in bits))
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "stages", tuple(stages))
@@ -80,7 +89,7 @@ class Genome:
         flat = tuple(int(bit) if isinstance(bit, (np.integer,)) else bit for bit in bits)
         total = sum(bits_per_stage(count) for count in nodes)
         if len(flat) != total:
-            raise ValueError(f"{len(flat)} bits given; nodes={nodes} needs {total}")
+            raise GenomeError(f"{len(flat)} bits given; nodes={nodes} needs {total}")
         stages, start = [], 0
         for count in nodes:
             stages.append(flat[start : start + bits_per_stage(count)])
@@ -95,16 +104,18 @@ class Genome:
         given it is checked against them.
         """
         if not isinstance(text, str):
-            raise ValueError(f"a genome string is expected, got {type(text).__name__}")
-        stripped = text.strip()
+            raise GenomeError(f"a genome string is expected, e.g. '1-01|0-01-100-0111'; got {type(text).__name__}")
+        # Spaces carry no meaning, and look-alike dashes and bars are what copying a genome from a
+        # paper or a chat gives: both are read as the plain characters they stand for.
+        stripped = "".join(text.translate(LOOKALIKES).split())
         if not stripped:
-            raise ValueError("empty genome string: expected e.g. '1-01|0-01-100-0111'")
+            raise GenomeError("empty genome string: expected e.g. '1-01|0-01-100-0111'")
         parsed_nodes: list[int] = []
         stages: list[tuple[int, ...]] = []
-        offset = text.index(stripped[0])
+        offset = 0
         for stage_index, stage_text in enumerate(stripped.split(STAGE_SEPARATOR), start=1):
             if not stage_text:
-                raise ValueError(
+                raise GenomeError(
                     f"genome {stripped!r}: stage {stage_index} is empty; "
                     "a stage needs at least 2 nodes (one bit)"
                 )
@@ -112,14 +123,14 @@ class Genome:
             groups = stage_text.split(GROUP_SEPARATOR)
             for group_index, group in enumerate(groups, start=1):
                 if len(group) != group_index:
-                    raise ValueError(
+                    raise GenomeError(
                         f"genome {stripped!r}: stage {stage_index}, group {group_index} "
                         f"(edges into node v{group_index + 1}) is {group!r} with {len(group)} "
                         f"bit(s); it needs {group_index}"
                     )
                 for char in group:
                     if char not in "01":
-                        raise ValueError(
+                        raise GenomeError(
                             f"genome {stripped!r}: character {char!r} at position "
                             f"{offset + 1} (stage {stage_index}, group {group_index}) is not 0 or 1"
                         )
@@ -131,7 +142,7 @@ class Genome:
         if nodes is not None:
             expected = _check_nodes(nodes)
             if tuple(parsed_nodes) != expected:
-                raise ValueError(
+                raise GenomeError(
                     f"genome {stripped!r} has nodes {tuple(parsed_nodes)} per stage "
                     f"but nodes={expected} was expected"
                 )

@@ -1,8 +1,10 @@
 """``data.dataset = "folder"``: your own images in torchvision's ImageFolder layout, decoded once, cached.
 
 ``root/train/<class>/*.png|jpg|...`` (and ``root/test/<class>/...`` when there is a test set) is
-listed as torchvision's ``ImageFolder`` lists it, and every image decoded through an ``ImageFolder``
-with Pillow into the uint8 tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
+listed as torchvision's ``ImageFolder`` lists it, but that hidden files and folders are skipped and
+symbolic links can never make an image count twice or under another class (see ``_listing``), and
+every image decoded through an ``ImageFolder`` over that listing, with Pillow, into the uint8
+tensors the trainer uses. Images may have any size, all the same unless ``data.image_size`` resizes them, and one
 mode: grayscale (1 channel) or colour (3 channels; palette and alpha images become RGB).
 
 Decoding thousands of files takes seconds to minutes, so the decoded tensors are kept in
@@ -18,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -49,9 +52,10 @@ def load_folder(root: Path, image_size: int) -> tuple[LabelledImages, Callable[[
     The caller calls the function once everything else about the data checked out, so that bad
     data writes nothing.
     """
-    splits = {"train": _listing(root, "train")}
+    seen: dict[tuple[int, int], str] = {}  # every listed file and folder, so that none counts twice
+    splits = {"train": _listing(root, "train", seen)}
     if (root / "test").is_dir():
-        splits["test"] = _listing(root, "test")
+        splits["test"] = _listing(root, "test", seen)
         _check_same_classes(root, splits["train"].classes, splits["test"].classes)
     cache = root / CACHE_FOLDER / f"folder-{_cache_key(root, splits, image_size)}.pt"
     cached = _read_cache(cache)
@@ -79,31 +83,51 @@ class Listing:
     """(path, class index), in ImageFolder's order."""
 
 
-def _listing(root: Path, split: str) -> Listing:
+def _listing(root: Path, split: str, seen: dict[tuple[int, int], str] | None = None) -> Listing:
     """``root/split``'s classes and images; class folders without images are refused.
 
     Listed here rather than by ImageFolder so that a run that finds its cache never imports
-    torchvision (seconds); ``_decode_all`` checks that ImageFolder lists the same files.
+    torchvision (seconds), and so that symbolic links cannot relabel images: ImageFolder follows
+    every linked folder, so ``train/a/loop -> ..`` would list every other class's images again as
+    class ``a``. Here a linked file or folder counts once, under the class it lies in: a link to a
+    folder above it, or a second path to a file or folder already listed (``seen``: every file's
+    and folder's identity, shared with the other split), is refused with its name; so is a link to
+    nothing. Hidden files and folders (``.DS_Store``, ``._name.png``, ``.ipynb_checkpoints``) are
+    skipped. Otherwise the order and the files are ImageFolder's.
     """
     folder = root / split
     if not folder.is_dir():
-        where = f"{root} does not exist" if not root.exists() else f"{folder} is not a folder"
+        where = f"{root} does not exist" if not root.exists() else f"{root} is a file" if not root.is_dir() else f"{folder} is not a folder"
+        if root.is_dir() and root.name in ("train", "test") and (root.parent / "train").is_dir():
+            raise DatasetError(f"data.root = {root} is the {root.name}/ folder itself; set data.root to {root.parent}, the folder that holds train/")
+        classes_here = root.is_dir() and any(entry.is_dir() for entry in _entries(root))
         raise DatasetError(
             f"data.dataset = 'folder' reads data.root/train/<class>/<images> and {where}; "
             "set data.root to the folder that holds train/ (and optionally test/)"
+            + (f", or, if the folders in {root} are the classes, move them into {folder}/" if classes_here else "")
         )
-    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    seen = {} if seen is None else seen
+    entries = _entries(folder)
+    for entry in entries:
+        if entry.is_symlink() and not os.path.exists(entry.path):  # perhaps a class folder that was moved
+            raise DatasetError(f"{entry.path} is a link to {os.readlink(entry.path)}, which does not exist; remove the link or restore its target")
+    classes = sorted(entry.name for entry in entries if _is_folder(entry))
     if not classes:
         raise DatasetError(f"{folder} holds no class folders; put each class's images in {folder}/<class>/")
+    for name in classes:
+        if not name.isprintable():  # e.g. bytes that are no UTF-8, which Python keeps as unprintable surrogates
+            raise DatasetError(
+                f"{folder}/{name!a} is a class folder whose name is not printable UTF-8 text; a class's name is shown "
+                "and stored, so rename the folder"
+            )
+    loose = [entry.name for entry in entries if not _is_folder(entry) and entry.name.lower().endswith(IMAGE_EXTENSIONS)]
+    if loose:
+        warn(f"{folder} holds {len(loose)} image(s) outside any class folder (e.g. {sorted(loose)[0]}); they are not used: "
+             f"move them into {folder}/<class>/")  # fmt: skip
     samples: list[tuple[str, int]] = []
     empty: list[str] = []
     for label, name in enumerate(classes):
-        found = [
-            os.path.join(parent, file)
-            for parent, _, files in sorted(os.walk(folder / name, followlinks=True))  # ImageFolder's walk
-            for file in sorted(files)
-            if file.lower().endswith(IMAGE_EXTENSIONS)
-        ]
+        found = _images_under(folder / name, folder, seen)
         samples += [(path, label) for path in found]
         if not found:
             empty.append(name)
@@ -115,6 +139,68 @@ def _listing(root: Path, split: str) -> Listing:
     if split == "train" and len(classes) < 2:
         raise DatasetError(f"{folder} holds one class only ({classes[0]}); classification needs at least two class folders")
     return Listing(folder, classes, samples)
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` but hidden ones, which are the system's or a tool's, never a user's images."""
+    try:
+        with os.scandir(folder) as scan:
+            return [entry for entry in scan if not entry.name.startswith(".")]
+    except OSError as error:
+        raise DatasetError(f"cannot list {folder} ({error.strerror}); make it readable") from None
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows a link: a linked class folder is a class folder
+    except OSError:
+        return False
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _images_under(class_folder: Path, split_folder: Path, seen: dict[tuple[int, int], str]) -> list[str]:
+    """The image files under ``class_folder``, in ImageFolder's order (``sorted(os.walk(...))``, files
+    sorted), linked folders followed once; see ``_listing`` for what is refused."""
+    walked: list[tuple[str, list[str]]] = []
+    pending: list[tuple[str, tuple[str, ...]]] = [(str(class_folder), (os.path.realpath(split_folder),))]
+    while pending:
+        here, above = pending.pop()
+        real = os.path.realpath(here)
+        _claim(seen, _identity(here), here, "folder")
+        files: list[str] = []
+        for entry in _entries(Path(here)):
+            path = os.path.join(here, entry.name)
+            if _is_folder(entry):
+                target = os.path.realpath(path)
+                if any(target == folder or Path(folder).is_relative_to(target) for folder in (*above, real)):
+                    raise DatasetError(
+                        f"{path} is a link to {target}, a folder that holds it: its images would be read again, under "
+                        f"class {class_folder.name!r}; remove the link"
+                    )
+                pending.append((path, (*above, real)))
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                if not os.path.exists(path):
+                    raise DatasetError(f"{path} is a link to {os.readlink(path)}, which does not exist; remove the link or restore the file")
+                _claim(seen, _identity(path), path, "file")
+                files.append(entry.name)
+        walked.append((here, sorted(files)))
+    return [os.path.join(parent, file) for parent, files in sorted(walked) for file in files]
+
+
+def _claim(seen: dict[tuple[int, int], str], identity: tuple[int, int], path: str, what: str) -> None:
+    """Record that ``path`` lists the file or folder ``identity``; a second path to it is refused,
+    since its images would count twice, perhaps under two classes or in both train/ and test/."""
+    first = seen.setdefault(identity, path)
+    if first != path:
+        raise DatasetError(
+            f"{path} and {first} are the same {what} (a link, or a hard link): "
+            f"{'it' if what == 'file' else 'its images'} would count twice, perhaps under two classes or in both train/ "
+            "and test/; keep one of them"
+        )
 
 
 def _check_same_classes(root: Path, train: list[str], test: list[str]) -> None:
@@ -136,7 +222,8 @@ def _cache_key(root: Path, splits: dict[str, Listing], image_size: int) -> str:
         digest.update(json.dumps([name, listing.classes]).encode())
         for path, label in listing.samples:
             stat = os.stat(path)
-            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            # surrogateescape: a file name that is no UTF-8 (e.g. from a Windows zip) is hashed by its bytes
+            digest.update(f"{path[prefix:]}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:24]
 
 
@@ -174,11 +261,7 @@ def _write_cache(path: Path, images: LabelledImages) -> None:
 def _decode_all(listing: Listing, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every image of ``listing`` decoded by torchvision's ImageFolder (with ``_decode`` as its loader)
     into one (N, C, H, W) uint8 tensor."""
-    from torchvision.datasets import ImageFolder
-
-    images_of = ImageFolder(str(listing.folder), loader=partial(_decode, image_size=image_size), allow_empty=True)
-    if images_of.classes != listing.classes or images_of.samples != listing.samples:
-        raise DatasetError(f"{listing.folder} changed while it was being read; run again when it is complete")
+    images_of = _image_folder(listing, partial(_decode, image_size=image_size))
     count = len(images_of)
     first_path = listing.samples[0][0]
     first, _ = images_of[0]
@@ -194,6 +277,21 @@ def _decode_all(listing: Listing, image_size: int) -> tuple[torch.Tensor, torch.
     bar.close()
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     return tensor, torch.as_tensor(images_of.targets, dtype=torch.int64)
+
+
+def _image_folder(listing: Listing, loader: Callable[[str], np.ndarray]) -> Any:
+    """torchvision's ImageFolder over ``listing``'s classes and files (its documented way to list
+    files otherwise: overriding ``find_classes`` and ``make_dataset``), decoding with ``loader``."""
+    from torchvision.datasets import ImageFolder
+
+    class ListedImageFolder(ImageFolder):
+        def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+            return list(listing.classes), {name: index for index, name in enumerate(listing.classes)}
+
+        def make_dataset(self, directory: str, *args: Any, **kwargs: Any) -> list[tuple[str, int]]:  # type: ignore[override]
+            return list(listing.samples)
+
+    return ListedImageFolder(str(listing.folder), loader=loader)
 
 
 def _mismatch(path: str, image: np.ndarray, first_path: str, first: np.ndarray) -> str:
@@ -222,23 +320,31 @@ def _decode(path: str, image_size: int = 0) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            mode = opened.mode
-            if mode in GRAY_MODES:
-                image = opened.convert("L")
-            elif mode in COLOUR_MODES:
-                image = opened.convert("RGB")
-            else:
-                raise DatasetError(
-                    f"{path} has the image mode {mode}, which is neither 8-bit grayscale nor colour; save it as RGB or 8-bit grayscale"
-                )
-            if image_size and image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are refused alike.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                mode = opened.mode
+                if mode in GRAY_MODES:
+                    image = opened.convert("L")
+                elif mode in COLOUR_MODES:
+                    image = opened.convert("RGB")
+                else:
+                    raise DatasetError(
+                        f"{path} has the image mode {mode}, which is neither 8-bit grayscale nor colour; save it as RGB or 8-bit grayscale"
+                    )
+                if image_size and image.size != (image_size, image_size):
+                    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8)
+    except DatasetError:
+        raise
     except UnidentifiedImageError:
         raise DatasetError(f"cannot read the image {path}: Pillow does not recognise it as an image; replace or delete it") from None
-    except (OSError, ValueError, SyntaxError) as error:  # e.g. a truncated file
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        reason = " ".join(str(error).split())[:150]
+        raise DatasetError(f"{path} is too large to decode safely ({reason}); shrink it or delete it") from None
+    except Exception as error:  # noqa: BLE001 - whatever a decoder raises on a damaged file, the file is to blame
         reason = " ".join(str(error).split())[:150] or type(error).__name__
         raise DatasetError(f"cannot read the image {path} ({reason}); replace or delete it") from None
     return pixels[:, :, None] if pixels.ndim == 2 else pixels

@@ -9,7 +9,8 @@ import networkx as nx
 import torch
 from torch import nn
 
-from genetic_cnn.genome import Genome
+from genetic_cnn.errors import UserError
+from genetic_cnn.genome import Genome, GenomeError
 from genetic_cnn.graph import decode_stage
 from genetic_cnn.presets import NetworkPreset, get_preset
 
@@ -86,7 +87,7 @@ class GeneticCNN(nn.Module):
     def __init__(self, genome: Genome, preset: NetworkPreset) -> None:
         super().__init__()
         if genome.nodes != preset.nodes:
-            raise ValueError(
+            raise GenomeError(
                 f"genome {genome} has nodes {genome.nodes} per stage, preset {preset.name!r} "
                 f"expects {preset.nodes}"
             )
@@ -108,9 +109,16 @@ class GeneticCNN(nn.Module):
 def build_network(genome: Genome | str, preset: NetworkPreset | str = "mnist") -> GeneticCNN:
     """The network ``genome`` encodes on ``preset`` (a ``NetworkPreset`` or its name)."""
     if isinstance(preset, str):
-        preset = get_preset(preset)
+        try:
+            preset = get_preset(preset)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    if not isinstance(preset, NetworkPreset):
+        raise UserError(f"build_network's preset is a NetworkPreset or a preset's name; got {type(preset).__name__}")
     if isinstance(genome, str):
         genome = Genome.from_string(genome, nodes=preset.nodes)
+    if not isinstance(genome, Genome):
+        raise GenomeError(f"build_network takes a Genome or a genome string, e.g. '1-01|0-01-100-0111'; got {type(genome).__name__}")
     return GeneticCNN(genome, preset)
 
 

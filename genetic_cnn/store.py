@@ -108,6 +108,8 @@ class RunStore:
 
     @classmethod
     def open(cls, folder: str | Path, readonly: bool = False) -> RunStore:
+        if not isinstance(folder, (str, os.PathLike)):
+            raise StoreError(f"a run folder is a path (a str or pathlib.Path) to the folder that holds {DATABASE}; got {type(folder).__name__}")
         folder = Path(folder)
         if not folder.is_dir():
             raise StoreError(f"{folder} is not a folder; give the folder of a run (it holds {DATABASE})")
