@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from genetic_cnn.config import SpaceConfig
 from genetic_cnn.errors import UserError
-from genetic_cnn.files import output_file, plural
+from genetic_cnn.files import output_file, plural, write_atomically
 
 if TYPE_CHECKING:
     from genetic_cnn.genome import Genome
@@ -99,11 +100,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     with load_run(args.run) as run:
         text = export_evaluations(run, fmt)
     if path:
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)  # a full disk leaves no half-written export, and an overwritten one whole
         print(f"wrote {path}")
     else:
-        sys.stdout.write(text)
+        write_stdout(text)
     return 0
+
+
+def write_stdout(text: str) -> None:
+    """``text`` on standard output; a full disk or a closed pipe (``> /dev/full``, ``| head``) is one line."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as error:
+        # What stays buffered would fail again when Python exits: standard output goes nowhere from now.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise UserError(f"cannot write to standard output: {error.strerror or error}; write to a file with --out") from None
 
 
 EXPORT_FORMATS = {".csv": "csv", ".json": "json"}
