@@ -95,7 +95,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from genetic_cnn.export import export_evaluations
     from genetic_cnn.store import load_run
 
-    fmt = args.format or EXPORT_FORMATS.get(args.out.suffix.lower() if args.out else "", "csv")
+    fmt = export_format(args.format, args.out)
     path = output_file(args.out, force=args.force) if args.out else None  # refused before reading anything
     with load_run(args.run) as run:
         text = export_evaluations(run, fmt)
@@ -120,6 +120,20 @@ def write_stdout(text: str) -> None:
 
 EXPORT_FORMATS = {".csv": "csv", ".json": "json"}
 """``export --out`` file extensions and the format each means (``--format`` overrides)."""
+
+
+def export_format(asked: str | None, out: Path | None) -> str:
+    """``--format``, else ``--out``'s extension, else csv; an unknown one is refused, not guessed."""
+    known = sorted(set(EXPORT_FORMATS.values()))
+    if asked is not None:
+        if asked.lower() not in known:
+            raise UserError(f"--format {asked}: unknown export format; use {' or '.join(known)}")
+        return asked.lower()
+    if out is None or not out.suffix:
+        return "csv"
+    if out.suffix.lower() not in EXPORT_FORMATS:
+        raise UserError(f"--out {out}: {out.suffix} is no export format; name it .csv or .json, or pass --format csv|json")
+    return EXPORT_FORMATS[out.suffix.lower()]
 
 
 def parse_genome_argument(text: str, nodes: tuple[int, ...]) -> Genome:
@@ -180,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a run's evaluations as CSV or JSON")
     export.add_argument("run", type=Path, help="run folder")
-    export.add_argument("--format", choices=("csv", "json"), help="default: --out's extension (.csv, .json), else csv")
+    export.add_argument("--format", metavar="{csv,json}", help="default: --out's extension (.csv, .json), else csv")
     export.add_argument("--out", type=Path, help="file to write (default: standard output); its folder is created")
     export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     export.set_defaults(func=cmd_export)

@@ -376,6 +376,9 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("table path that is a folder", "evolve", lambda tmp: evolve_with("evaluation.method=table", f"evaluation.table={str(tmp)!r}")(tmp),
      "is neither a table file nor a shipped table"),
     ("tabulate --out a folder", "tabulate", lambda tmp: ["--out", str(tmp), *set_args(TINY_TABLE_SPACE)], "is a folder"),
+    ("export format unknown", "export", lambda tmp: [str(standalone_copy(tmp)), "--format", "xlsx"], "--format xlsx: unknown export format"),
+    ("export --out of an unknown extension", "export", lambda tmp: [str(standalone_copy(tmp)), "--out", str(tmp / "runs.xlsx")],
+     ".xlsx is no export format"),
     ("calibrate --out '' (the current folder, not empty)", "calibrate", calibrate_into_current_folder, "holds no calibration"),
 ]  # fmt: skip
 
@@ -407,8 +410,8 @@ def test_bad_input_on_disk(name: str, command: str, setup: Setup, expected: str,
 
 
 # ---------------------------------------------------------------------- relocation
-def cli_ok(*args: str) -> subprocess.CompletedProcess[str]:
-    result = run_cli(*args)
+def cli_ok(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = run_cli(*args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -434,19 +437,20 @@ def test_a_killed_oneshot_run_resumes_reports_and_exports_where_it_was_copied_or
         subprocess.run(["mv", str(first), str(destination)], check=True)
         untouched = witness
     before = listing(untouched)
-    cli_ok("resume", str(destination), "--quiet")
+    cli_ok("resume", str(destination), "--quiet", cwd=tmp_path)
     assert listing(untouched) == before
-    assert not first.exists() or listing(first) == listing(witness)
+    assert first.exists() == (how == "cp -a")  # a moved run's old place is not made again
     assert (destination / SUPERNET_FOLDER / WEIGHTS).is_file() and (destination / SUPERNET_FOLDER / FITNESS_DB).is_file()
     assert history(destination) == history(finished)  # the checkpoint it carried was resumed, to the same end
     assert load_config(destination / "config.toml").run.out == str(destination.resolve())
-    cli_ok("report", str(destination))
+    cli_ok("report", str(destination), cwd=tmp_path)
     assert (destination / "report" / "report.md").is_file()
-    exported = cli_ok("export", str(destination)).stdout
+    exported = cli_ok("export", str(destination), cwd=tmp_path).stdout
     with load_run(destination) as run:
         assert exported == export_evaluations(run, "csv") and len(exported.splitlines()) == 1 + len(history(finished))
     assert listing(untouched) == before
-    assert list(tmp_path.glob("*report*")) == [] and not (Path.cwd() / "report-comparison").exists()
+    # Nothing else made: no stray file named after the part of the path before '#' or '?'.
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["witness", destination.name] + (["first"] if how == "cp -a" else []))
 
 
 def test_a_standalone_run_copied_then_moved_resumes_into_itself(tmp_path: Path) -> None:
@@ -472,7 +476,7 @@ def test_a_standalone_run_copied_then_moved_resumes_into_itself(tmp_path: Path) 
 # ---------------------------------------------------------------------- read-only runs
 def test_a_read_only_finished_run_reports_and_exports(tmp_path: Path) -> None:
     folder = copy_of("standalone", tmp_path / "archive")
-    before = listing(folder)
+    before, names = listing(folder), sorted(path.name for path in folder.iterdir())
     exported = run_read_only([folder], "export", str(folder))
     assert exported.returncode == 0, exported.stderr
     with load_run(template("standalone")) as run:
@@ -480,7 +484,8 @@ def test_a_read_only_finished_run_reports_and_exports(tmp_path: Path) -> None:
     reported = run_read_only([folder], "report", str(folder), "--out", str(tmp_path / "elsewhere"))
     assert reported.returncode == 0, reported.stderr
     assert (tmp_path / "elsewhere" / "report.md").is_file()
-    assert listing(folder) == before and sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in template("standalone").iterdir())
+    assert listing(folder) == before
+    assert sorted(path.name for path in folder.iterdir()) == names  # no -shm, no report folder
 
 
 def test_a_read_only_run_left_with_a_write_ahead_log_is_read_whole(tmp_path: Path) -> None:
@@ -519,3 +524,22 @@ def test_export_over_an_existing_file_is_atomic(tmp_path: Path) -> None:
     cli_ok("export", str(folder), "--out", str(out), "--force")
     assert json.loads(out.read_text())[0]["generation"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "runs.json"]
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json, config.toml, exports...: a disk that fills while the new file is written."""
+    import errno
+
+    from genetic_cnn.errors import UserError
+    from genetic_cnn.files import write_atomically
+
+    path = write(tmp_path / "summary.json", "the previous summary")
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(UserError, match="No space left on device; free disk space"):
+        write_atomically(path, "the new summary " * 1000, "free disk space")
+    assert path.read_text() == "the previous summary"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
