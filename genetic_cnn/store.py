@@ -349,8 +349,10 @@ def _reader(path: Path) -> tuple[sqlite3.Connection, Path | None]:
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return connection, None
-    except sqlite3.OperationalError:  # e.g. "unable to open database file": no -shm could be made
+    except sqlite3.Error as error:
         connection.close()
+        if "unable to open" not in str(error) and "readonly" not in str(error):
+            raise  # a damaged or locked database, not a read-only place
     wal = path.with_name(path.name + "-wal")
     if not wal.is_file() or wal.stat().st_size == 0:
         return sqlite3.connect(sqlite_uri(path, immutable="1"), uri=True), None
