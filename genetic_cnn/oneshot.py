@@ -72,7 +72,7 @@ def load_saved(path: Path, fix: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        reason = f"{type(error).__name__}: {error}".splitlines()[0].split(". ")[0][:160]  # torch's first sentence
         raise UserError(f"{path} is damaged ({reason}); {fix}") from None
 
 
