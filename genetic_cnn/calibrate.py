@@ -50,7 +50,7 @@ from typing import Any
 from genetic_cnn.cli_args import add_config_arguments
 from genetic_cnn.config import Config, load_config, parse_override
 from genetic_cnn.errors import UserError
-from genetic_cnn.files import plural
+from genetic_cnn.files import check_writable, make_folder, plural, write_atomically
 from genetic_cnn.noise import PERCENT, measured, pooled_sd, spread
 from genetic_cnn.records import OK
 from genetic_cnn.store import DATABASE, RunStore
@@ -274,10 +274,11 @@ def calibrate(
     configs = [fidelity_config(config, overrides, genomes, seeds, folder) for overrides, folder in zip(fidelities, folders)]
     request = {"config": config.to_dict(), "genomes": genomes, "seeds": seeds, "fidelities": [list(f) for f in fidelities]}
     _check_request(out, request)
+    check_writable(out)
     for fidelity_config_ in configs:
         check_inputs(fidelity_config_)  # every fidelity's data and preset, before any training
-    out.mkdir(parents=True, exist_ok=True)
-    (out / REQUEST).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    make_folder(out)
+    write_atomically(out / REQUEST, json.dumps(request, indent=2) + "\n")
     results = []
     for index, (overrides, folder, run_config) in enumerate(zip(fidelities, folders, configs)):
         print(f"fidelity {index + 1}/{len(fidelities)}: {fidelity_name(overrides)} "
@@ -368,8 +369,8 @@ def write_results(out: Path, results: Sequence[FidelityResult]) -> None:
     from genetic_cnn.plots import plot_calibration
 
     payload = {"written": datetime.now().isoformat(timespec="seconds"), "fidelities": [asdict(r) for r in results]}
-    (out / RESULTS).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (out / "calibration.md").write_text(markdown(results), encoding="utf-8")
+    write_atomically(out / RESULTS, json.dumps(payload, indent=2) + "\n", "free disk space, then repeat the command")
+    write_atomically(out / "calibration.md", markdown(results), "free disk space, then repeat the command")
     points = [(r.name, r.seconds_per_evaluation, r.kendall_tau, r.tau_error or 0.0) for r in results]
     plot_calibration(points, RANKS, WEAK, out / "calibration.png")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from genetic_cnn.config import SpaceConfig
 from genetic_cnn.errors import UserError
-from genetic_cnn.files import output_file, plural
+from genetic_cnn.files import output_file, plural, write_atomically
 
 if TYPE_CHECKING:
     from genetic_cnn.genome import Genome
@@ -94,20 +95,45 @@ def cmd_export(args: argparse.Namespace) -> int:
     from genetic_cnn.export import export_evaluations
     from genetic_cnn.store import load_run
 
-    fmt = args.format or EXPORT_FORMATS.get(args.out.suffix.lower() if args.out else "", "csv")
+    fmt = export_format(args.format, args.out)
     path = output_file(args.out, force=args.force) if args.out else None  # refused before reading anything
     with load_run(args.run) as run:
         text = export_evaluations(run, fmt)
     if path:
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)  # a full disk leaves no half-written export, and an overwritten one whole
         print(f"wrote {path}")
     else:
-        sys.stdout.write(text)
+        write_stdout(text)
     return 0
+
+
+def write_stdout(text: str) -> None:
+    """``text`` on standard output; a full disk or a closed pipe (``> /dev/full``, ``| head``) is one line."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as error:
+        # What stays buffered would fail again when Python exits: standard output goes nowhere from now.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise UserError(f"cannot write to standard output: {error.strerror or error}; write to a file with --out") from None
 
 
 EXPORT_FORMATS = {".csv": "csv", ".json": "json"}
 """``export --out`` file extensions and the format each means (``--format`` overrides)."""
+
+
+def export_format(asked: str | None, out: Path | None) -> str:
+    """``--format``, else ``--out``'s extension, else csv; an unknown one is refused, not guessed."""
+    known = sorted(set(EXPORT_FORMATS.values()))
+    if asked is not None:
+        if asked.lower() not in known:
+            raise UserError(f"--format {asked}: unknown export format; use {' or '.join(known)}")
+        return asked.lower()
+    if out is None or not out.suffix:
+        return "csv"
+    if out.suffix.lower() not in EXPORT_FORMATS:
+        raise UserError(f"--out {out}: {out.suffix} is no export format; name it .csv or .json, or pass --format csv|json")
+    return EXPORT_FORMATS[out.suffix.lower()]
 
 
 def parse_genome_argument(text: str, nodes: tuple[int, ...]) -> Genome:
@@ -168,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a run's evaluations as CSV or JSON")
     export.add_argument("run", type=Path, help="run folder")
-    export.add_argument("--format", choices=("csv", "json"), help="default: --out's extension (.csv, .json), else csv")
+    export.add_argument("--format", metavar="{csv,json}", help="default: --out's extension (.csv, .json), else csv")
     export.add_argument("--out", type=Path, help="file to write (default: standard output); its folder is created")
     export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     export.set_defaults(func=cmd_export)

@@ -7,9 +7,11 @@ resumed run ends with exactly the history of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
-from genetic_cnn.fitness import check_fitness_inputs, prepare_fitness
+from genetic_cnn.fitness import check_fitness_inputs, check_stored_fitness, prepare_fitness
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog
@@ -30,7 +32,7 @@ from genetic_cnn.progress import write as print_line
 from genetic_cnn.records import OK, REUSED, EvaluationResult, EvaluationTask
 from genetic_cnn.report import write_summary
 from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
-from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError
+from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
 from genetic_cnn.summary import GenerationSummary
 
 if TYPE_CHECKING:
@@ -290,8 +292,8 @@ def start_run(
     check_inputs(config, own)
     existed = folder.exists()
     store = RunStore.create(folder, config, environment())
-    (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
     try:
+        write_config_file(folder, config)
         if own is not None:
             from genetic_cnn.arrays import save_npz
 
@@ -358,8 +360,14 @@ def load_run_evaluations_exist(folder: Path) -> bool:
 
 
 def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
-    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE, OWN_DATA_FILE):
+    """Remove what ``start_run`` wrote, and nothing else: the folder was new or empty (``check_new_folder``)."""
+    from genetic_cnn.oneshot import SUPERNET_FOLDER
+
+    for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE, OWN_DATA_FILE,
+                 f"{CONFIG_FILE}.partial", "summary.json"):  # fmt: skip
         (folder / name).unlink(missing_ok=True)
+    if (folder / SUPERNET_FOLDER).is_dir():  # a supernet whose training failed (diverged) is no result
+        shutil.rmtree(folder / SUPERNET_FOLDER, ignore_errors=True)
     if remove_folder and not any(folder.iterdir()):
         folder.rmdir()
 
@@ -380,14 +388,34 @@ def resume_run(
     try:
         _check_config_file(folder, store.config)  # refused before the lock file is touched
         config = resumed_config(store.config, overrides) if overrides else None
+        check_stored_fitness(store.config)  # e.g. a truncated supernet checkpoint: refused before anything is written
+        if store.status != "finished":
+            check_inputs(config or store.config)  # the data, the device, the table: before the lock is written
         store.lock()
         if config is not None:
             store.update_config(config, {"at": time.time(), "set": list(overrides)})
-            (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
+        elif store.recorded_out != str(folder.resolve()):  # copied or moved: the run records where it is now
+            config = store.config
+            store.update_config(config, {"at": time.time(), "moved_from": store.recorded_out})
+        if config is not None:
+            write_config_file(folder, config)
     except BaseException:
         store.close()
         raise
-    return _drive(store, progress, echo, on_result=on_result)
+    return _drive(store, progress, echo, checked=True, on_result=on_result)
+
+
+def write_config_file(folder: Path, config: Config) -> None:
+    """``RUN/config.toml``, replaced atomically: a kill or a full disk leaves the previous one whole."""
+    path = folder / CONFIG_FILE
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(config.to_toml(), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror}; free disk space or make the run folder writable") from None
 
 
 def resumed_config(config: Config, overrides: Sequence[str]) -> Config:
@@ -416,7 +444,7 @@ def _check_config_file(folder: Path, stored: Config) -> None:
     if not path.is_file():
         return
     try:
-        written = load_config(path)
+        written = relocated(load_config(path), folder)  # a copied or moved run's file names where it was made
     except ConfigError as error:
         raise UserError(f"{path} was edited and no longer loads ({error}); undo the edit") from None
     differ = [

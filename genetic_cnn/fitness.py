@@ -66,6 +66,13 @@ def check_fitness_inputs(config: Config, own: LabelledImages | None = None) -> N
         warn(warning)
 
 
+def check_stored_fitness(config: Config) -> None:
+    """The method's ``check_stored``: what a run keeps for its fitness (a one-shot supernet) is whole."""
+    check = getattr(_method(config), "check_stored", None)
+    if check is not None:
+        check(config)
+
+
 def evaluates_in_process(config: Config) -> bool:
     """Whether the method's evaluations are too cheap to be worth a worker process."""
     return bool(getattr(_method(config), "IN_PROCESS", False))

@@ -59,10 +59,24 @@ class FileCheckpoint:
     path: Path
 
     def load(self) -> dict[str, Any] | None:
-        return torch.load(self.path, weights_only=False) if self.path.is_file() else None
+        return load_saved(self.path, "delete it and resume: the supernet's training starts again from its first epoch") \
+            if self.path.is_file() else None  # fmt: skip
 
     def save(self, state: dict[str, Any]) -> None:
         _save_atomically(state, self.path)
+
+
+def load_saved(path: Path, fix: str) -> Any:
+    """``torch.load`` of a file the run wrote; a damaged one (cut short by a full disk, overwritten)
+    is the user's to remove, named with ``fix``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+        reason = f"{type(error).__name__}: {error}".splitlines()[0].split(". ")[0][:160]  # torch's first sentence
+        raise UserError(f"{path} is damaged ({reason}); {fix}") from None
+
+
+WEIGHTS_FIX = "delete it and resume: the supernet is trained again (the same weights on CPU)"
 
 
 def _save_atomically(state: Any, path: Path) -> None:
@@ -83,12 +97,45 @@ def supernet_training(config: Config) -> dict[str, Any]:
     return {"epochs": len(rows), "seconds": sum(row["seconds"] for row in rows), "per_epoch": rows}
 
 
+def check_stored(config: Config) -> None:
+    """Refuse a run folder whose supernet files are damaged, before a resume writes anything: a
+    truncated checkpoint or weights file, a fitness cache that is not one, a file in the folder's place."""
+    folder = supernet_folder(config)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise UserError(f"{folder} is a file, not the run's supernet folder; move it away, then resume the run")
+    if (folder / WEIGHTS).is_file():
+        load_saved(folder / WEIGHTS, WEIGHTS_FIX)
+    elif (folder / CHECKPOINT).is_file():
+        FileCheckpoint(folder / CHECKPOINT).load()
+    cache = folder / FITNESS_DB
+    if cache.exists():
+        from genetic_cnn.store import sqlite_uri
+
+        reader = sqlite3.connect(sqlite_uri(cache, immutable="1"), uri=True)  # reads only: no -shm, no lock
+        try:
+            reader.execute("SELECT key, accuracy, loss FROM fitness LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise UserError(
+                f"{cache} is not the run's fitness cache ({error}); delete it and resume the run: the "
+                "architectures are measured again on the same supernet, with the same results"
+            ) from None
+        finally:
+            reader.close()
+
+
 def prepare(config: Config, progress: bool, echo: Callable[[str], None]) -> None:
     """Train the run's supernet, or finish training it; nothing when its weights exist. Creates the
     run's fitness database too, before any worker opens it."""
-    if not (supernet_folder(config) / WEIGHTS).is_file():
+    folder = supernet_folder(config)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not the run's supernet folder; move it away, then resume the run")
+    if not (folder / WEIGHTS).is_file():
         prepare_with(config, load_datasets(config.data, seed=config.run.seed), progress, echo)
-    FitnessCache(supernet_folder(config) / FITNESS_DB).close()
+    else:
+        load_saved(folder / WEIGHTS, WEIGHTS_FIX)  # damaged weights refused here, not in every worker
+    FitnessCache(folder / FITNESS_DB).close()
 
 
 def prepare_with(config: Config, datasets: Datasets, progress: bool, echo: Callable[[str], None]) -> None:
@@ -120,8 +167,8 @@ def prepare_with(config: Config, datasets: Datasets, progress: bool, echo: Calla
     )  # fmt: skip
     if result.diverged:
         raise UserError(
-            "the one-shot supernet's training loss became NaN or infinite; lower "
-            "evaluation.supernet_schedule's learning rates"
+            "the one-shot supernet's training loss became NaN or infinite; start the run again with lower "
+            "learning rates in evaluation.supernet_schedule"
         )
     _save_atomically(supernet.state_dict(), folder / WEIGHTS)
     (folder / CHECKPOINT).unlink(missing_ok=True)  # the weights say everything the checkpoint did
@@ -143,9 +190,19 @@ class FitnessCache:
         # Switching to WAL needs the file to itself and fails at once ("database is locked") while
         # another worker opens it, so ``prepare`` creates it in WAL mode (which persists) before any
         # worker exists, and workers only read the mode.
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS fitness (key TEXT PRIMARY KEY, accuracy REAL, loss REAL)")
+        try:
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS fitness (key TEXT PRIMARY KEY, accuracy REAL, loss REAL)")
+            self.db.execute("SELECT key, accuracy, loss FROM fitness LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            if "locked" in str(error):
+                raise
+            raise UserError(
+                f"{path} is not the run's fitness cache ({error}); delete it and resume the run: the "
+                "architectures are measured again on the same supernet, with the same results"
+            ) from None
 
     def close(self) -> None:
         self.db.close()
@@ -177,7 +234,7 @@ class OneShotEvaluator:
         if not (folder / WEIGHTS).is_file():
             raise UserError(f"{folder / WEIGHTS} is missing: the run's supernet was not trained (resume the run)")
         self.supernet = new_supernet(self.config, self.datasets)
-        self.supernet.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=False))
+        self.supernet.load_state_dict(load_saved(folder / WEIGHTS, WEIGHTS_FIX))
         self.supernet.to(self.device)
         self.validation = _on_device(self.datasets.validation, self.device)
         calibration = _calibration_split(self.datasets.train, self.config.evaluation.calibration_images, self.config.run.seed)

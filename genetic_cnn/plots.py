@@ -8,6 +8,7 @@ module only when drawing: it loads matplotlib.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from genetic_cnn.drawing import genomes_figure
-from genetic_cnn.files import plural
+from genetic_cnn.files import plural, write_atomically
 from genetic_cnn.rundata import TOP_ARCHITECTURES, Candidate, pct
 
 if TYPE_CHECKING:
@@ -30,8 +31,9 @@ COLOURS = [colormaps["tab10"](index) for index in range(10)]
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # PNG through Agg; pyplot's backend is left alone
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")  # PNG through Agg; pyplot's backend is left alone
+    return write_atomically(path, buffer.getvalue(), "free disk space or choose another --out")
 
 
 def _percent_axis(ax: Axes, label: str) -> None:

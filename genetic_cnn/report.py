@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from genetic_cnn.errors import UserError
-from genetic_cnn.files import plural
+from genetic_cnn.files import plural, write_atomically
 from genetic_cnn.noise import FitnessNoise, noise_verdict, reliability_figures
 from genetic_cnn.records import DIVERGED, FAILED, REUSED
 from genetic_cnn.rundata import (
@@ -202,8 +203,7 @@ def write_run_report(run: RunData | RunStore | str | Path, out: str | Path, titl
         raise UserError(f"{data.folder}: no generation is complete yet, nothing to report; wait or resume the run")
     out = _folder(out)
     plots.draw_run(data, out)
-    path = out / "report.md"
-    path.write_text(run_markdown(data, title or f"Genetic CNN run {data.name}") + "\n", encoding="utf-8")
+    path = write_atomically(out / "report.md", run_markdown(data, title or f"Genetic CNN run {data.name}") + "\n")
     return path
 
 
@@ -251,6 +251,11 @@ def write_report(runs: Sequence[str | Path | RunData], out: str | Path | None = 
     if len(datas) > 1:
         datas = [replace(data, display_name=name) for data, name in zip(datas, distinct_names([d.folder for d in datas]))]
     if len(datas) == 1:
+        if out is None and not os.access(datas[0].folder, os.W_OK):
+            raise UserError(
+                f"{datas[0].folder} is read-only, so its report cannot go into {datas[0].folder / 'report'}; "
+                "write it elsewhere with --out FOLDER"
+            )
         return write_run_report(datas[0], out if out is not None else datas[0].folder / "report")
     from genetic_cnn import plots
 
@@ -260,8 +265,7 @@ def write_report(runs: Sequence[str | Path | RunData], out: str | Path | None = 
     out = _folder(out if out is not None else COMPARISON_FOLDER)
     links = [write_run_report(data, out / data.name.replace("/", "--")).relative_to(out) for data in datas]
     plots.draw_comparison(datas, out)
-    path = out / "report.md"
-    path.write_text(comparison_markdown(datas, links) + "\n", encoding="utf-8")
+    path = write_atomically(out / "report.md", comparison_markdown(datas, links) + "\n")
     return path
 
 
@@ -273,6 +277,8 @@ def _folder(out: str | Path) -> Path:
         raise UserError(f"cannot write the report to {out}: it is a file; choose another --out") from None
     except OSError as error:
         raise UserError(f"cannot create {out}: {error.strerror}; choose another --out") from None
+    if not os.access(out, os.W_OK):
+        raise UserError(f"cannot write the report to {out}: it is read-only; choose another --out")
     return out
 
 
@@ -314,6 +320,6 @@ def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Pa
         "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.noise
         "generations": [asdict(row) for row in summaries],
     }
-    path = store.folder / "summary.json"
-    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    return path
+    # Atomic: a full disk or a kill while writing leaves the previous summary whole, never half of one.
+    fix = f"free disk space, then `genetic-cnn resume {store.folder}` writes it again"
+    return write_atomically(store.folder / "summary.json", json.dumps(summary, indent=1) + "\n", fix)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +72,48 @@ def _storage_error(error: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"{path} is corrupted or not a run database ({text}); start a new run with another --out")
 
 
+def relocated(config: Config, folder: Path) -> Config:
+    """``config`` of the run now in ``folder``: ``run.out`` is ``folder``, and a ``data.root`` or
+    ``evaluation.table`` that lay inside the folder where the run was made (``run.out`` as recorded,
+    e.g. the copy of the data a run keeps in ``data.npz``) lies inside ``folder`` too. So a run folder
+    copied (``cp -a``) or moved resumes, reports and exports from where it is, and never reads or
+    writes the folder it came from."""
+    here = folder.resolve()
+    recorded = Path(config.run.out) if config.run.out else None
+    data, evaluation = config.data, config.evaluation
+    if recorded is not None and recorded != here:
+        data = replace(data, root=_moved(data.root, recorded, here))
+        evaluation = replace(evaluation, table=_moved(evaluation.table, recorded, here))
+    return replace(config, data=data, evaluation=evaluation, run=replace(config.run, out=str(here)))
+
+
+def _moved(path: str, recorded: Path, here: Path) -> str:
+    if not path or not Path(path).is_absolute():
+        return path
+    try:
+        return str(here / Path(path).relative_to(recorded))
+    except ValueError:  # outside the run folder: the user's own file, where it was
+        return path
+
+
+def sqlite_uri(path: Path, **parameters: str) -> str:
+    """A ``file:`` URI of ``path`` for ``sqlite3.connect(uri=True)``: its characters quoted, so that a
+    folder named with ``#``, ``?`` or ``%`` is not cut into a query or fragment."""
+    query = "&".join(f"{name}={value}" for name, value in parameters.items())
+    return path.absolute().as_uri() + (f"?{query}" if query else "")
+
+
 class RunStore:
     """Read and write one run folder. Open it with ``create``, ``open`` or ``load_run``."""
 
-    def __init__(self, folder: Path, connection: sqlite3.Connection, readonly: bool) -> None:
+    def __init__(self, folder: Path, connection: sqlite3.Connection, readonly: bool, copy: Path | None = None) -> None:
         self.folder = folder
         self.path = folder / DATABASE
         self._db = connection
         self.readonly = readonly
         self._lock_file: Any = None
+        self._copy = copy
+        """The temporary folder holding a copy of a read-only run's database, removed on ``close``."""
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -128,7 +163,8 @@ class RunStore:
         path = folder / DATABASE
         try:
             if readonly:
-                connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                connection, copy = _reader(path)
+                return cls(folder, connection, readonly, copy)
             else:
                 connection = sqlite3.connect(path, timeout=30)
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -144,19 +180,33 @@ class RunStore:
                 raise StoreError(f"{self.path} is not a genetic-cnn run database (tables missing)")
             if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise StoreError(f"{self.path} is corrupted (integrity check failed); start a new run")
+            version = self.meta("schema_version", SCHEMA_VERSION)
             self.meta("config")
         except sqlite3.Error as error:
             raise _storage_error(error, self.path) from None
+        except (ValueError, TypeError):  # a meta value that is not JSON
+            raise StoreError(f"{self.path} holds damaged settings; it is not a complete run database") from None
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer genetic-cnn (database schema {version}; this version reads "
+                f"{SCHEMA_VERSION}); upgrade genetic-cnn (pip install -U genetic-cnn) to read it"
+            )
 
     def lock(self) -> None:
         """Only one process writes a run: a second one is refused, never allowed to interleave."""
         try:
-            self._lock_file = open(self.folder / LOCK, "w")  # noqa: SIM115 - held for the store's lifetime
+            # "a": opening must not empty the file of the process that holds the lock (its pid).
+            self._lock_file = open(self.folder / LOCK, "a")  # noqa: SIM115 - held for the store's lifetime
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
             raise StoreError(f"{self.folder} is in use by another genetic-cnn process; wait for it or stop it") from None
+        except IsADirectoryError:
+            raise StoreError(f"{self.folder / LOCK} is a folder; remove it (genetic-cnn keeps a lock file there), then retry") from None
         except OSError as error:
             raise StoreError(f"cannot lock {self.folder}: {error.strerror}; make the run folder writable") from None
+        self._lock_file.truncate(0)
         self._lock_file.write(str(os.getpid()))
         self._lock_file.flush()
 
@@ -165,6 +215,9 @@ class RunStore:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -230,13 +283,20 @@ class RunStore:
 
     @property
     def config(self) -> Config:
+        """The run's settings, with its paths where the folder is now (``relocated``)."""
         raw = self.meta("config")
         if raw is None:
             raise StoreError(f"{self.path} holds no config; it is not a complete run database")
         try:
-            return config_from_dict(raw)
-        except ConfigError as error:
+            return relocated(config_from_dict(raw), self.folder)
+        except (ConfigError, AttributeError, TypeError) as error:
             raise StoreError(f"{self.path} holds a config this version cannot read: {error}") from None
+
+    @property
+    def recorded_out(self) -> str:
+        """``run.out`` as stored: where the run was made, or last resumed."""
+        raw = self.meta("config") or {}
+        return str(raw.get("run", {}).get("out", "")) if isinstance(raw, dict) else ""
 
     @property
     def status(self) -> str:
@@ -275,6 +335,38 @@ class RunStore:
             )  # fmt: skip
             for generation, genomes, fitness, rng_state, log, seconds, finished_at in rows
         ]
+
+
+def _reader(path: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """A read-only connection to the database ``path``, and the temporary folder of its copy if one was made.
+
+    A reader of a WAL database needs its ``-shm`` file, which SQLite creates beside it: in a folder
+    that cannot be written (an archive made read-only, a read-only mount) it cannot. Then, with no
+    write-ahead log left (a run that ended, or was closed, checkpointed it into the database), the
+    file is opened as immutable, which reads it in place with no lock and no ``-shm``. A log left by
+    a killed run holds committed evaluations that immutable mode would not see: then the database
+    and its log are copied into a temporary folder and read there, and nothing of the run is changed.
+    """
+    connection = sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True, timeout=30)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection, None
+    except sqlite3.Error as error:
+        connection.close()
+        if "unable to open" not in str(error) and "readonly" not in str(error):
+            raise  # a damaged or locked database, not a read-only place
+    wal = path.with_name(path.name + "-wal")
+    if not wal.is_file() or wal.stat().st_size == 0:
+        return sqlite3.connect(sqlite_uri(path, immutable="1"), uri=True), None
+    copy = Path(tempfile.mkdtemp(prefix="genetic-cnn-run-"))
+    try:
+        shutil.copyfile(path, copy / DATABASE)
+        shutil.copyfile(wal, copy / wal.name)
+    except OSError as error:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise StoreError(f"cannot read {path} from a read-only folder: copying it failed ({error.strerror}); "
+                         "free space in the temporary folder (TMPDIR)") from None  # fmt: skip
+    return sqlite3.connect(copy / DATABASE, timeout=30), copy
 
 
 def load_run(folder: str | Path) -> RunStore:

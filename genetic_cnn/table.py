@@ -26,9 +26,11 @@ older tables (no ``split_seed`` in the header) drew another split with each seed
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -161,12 +163,24 @@ class Table:
                  "space.channels": list(preset.channels), "data.dataset": config.data.dataset}  # fmt: skip
         differ = [name for name in wanted if wanted[name] != given[name]]
         if not differ:
-            return None
+            return self._missing(preset.nodes)
         made = ", ".join(f"{name} = {wanted[name]}" for name in wanted)
         asked = ", ".join(f"{name} = {given[name]}" for name in differ)
         return (
             f"table {self.name or self.source} was made for {made}, and this config has {asked}; "
             f"set those keys as the table's or choose a table of this space"
+        )
+
+    def _missing(self, nodes: tuple[int, ...]) -> str | None:
+        """Why the table cannot answer for every architecture of the space of ``nodes``, or None."""
+        from genetic_cnn.space import architectures
+
+        missing = sorted(set(architectures(nodes)) - set(self._index))
+        if not missing:
+            return None
+        return (
+            f"table {self.name or self.source} lacks {len(missing)} of the space's {len(architectures(nodes))} "
+            f"architectures (e.g. {missing[0]}); finish it with genetic-cnn tabulate, or choose a complete table"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -220,22 +234,67 @@ class SeedDraws:
         return int(self.permutation(index)[k % self.seeds])
 
 
-def from_json(payload: dict[str, Any], source: str = "") -> Table:
-    if payload.get("format") != FORMAT:
+def from_json(payload: Any, source: str = "") -> Table:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{source} is not a genetic-cnn table (no \"format\": \"{FORMAT}\"); write one with genetic-cnn tabulate")
     if payload.get("version") != VERSION:
         raise UserError(f"{source} is a table of format version {payload.get('version')}; this genetic-cnn reads version {VERSION}")
-    columns = payload["columns"]
-    architectures = tuple(
-        Architecture(
-            key=entry["key"], genome=entry["genome"], convolutions=entry["convolutions"],
-            parameters=entry["parameters"], flops=entry["flops"],
-            results=tuple(Measurement(**dict(zip(columns, row))) for row in entry["results"]),
-        )
-        for entry in payload["architectures"]
-    )  # fmt: skip
+    try:
+        table = _parse(payload, source)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise UserError(
+            f"{source} is not a complete table ({detail}); write it again with genetic-cnn tabulate"
+        ) from None
+    return table
+
+
+def _parse(payload: dict[str, Any], source: str) -> Table:
+    """The table of a payload whose format and version are right; a KeyError, TypeError or
+    ValueError says what is missing or wrong."""
+    columns = list(payload["columns"])
+    if sorted(columns) != sorted(COLUMNS):
+        raise ValueError(f"columns {columns}, expected {list(COLUMNS)}")
+    seeds = [int(seed) for seed in payload["seeds"]]
+    space = payload["space"]
+    for key in ("preset", "nodes", "channels"):
+        space[key]
+    payload["data"]["dataset"]
+    if payload["method"] not in ("standalone", "one-shot"):
+        raise ValueError(f"method {payload['method']!r}")
+    if not seeds:
+        raise ValueError("no complete seed")
+    entries = payload["architectures"]
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("no architectures")
+    architectures = []
+    for entry in entries:
+        for row in entry["results"]:
+            if len(row) != len(columns):
+                raise ValueError(f"a result of architecture {entry['key']} has {len(row)} values for {len(columns)} columns")
+        results = tuple(_measurement(dict(zip(columns, row))) for row in entry["results"])
+        if len(results) != len(seeds):
+            raise ValueError(f"architecture {entry['key']} has {len(results)} results for {len(seeds)} seeds")
+        architectures.append(Architecture(
+            key=str(entry["key"]), genome=str(entry["genome"]), convolutions=int(entry["convolutions"]),
+            parameters=int(entry["parameters"]), flops=int(entry["flops"]), results=results,
+        ))  # fmt: skip
+    if len({a.key for a in architectures}) != len(architectures):
+        raise ValueError("an architecture is listed twice")
     header = {key: value for key, value in payload.items() if key != "architectures"}
-    return Table(header, architectures, source)
+    return Table(header, tuple(architectures), source)
+
+
+def _measurement(values: dict[str, Any]) -> Measurement:
+    """One seed's measurement, refused when it cannot be one: an unknown status, an accuracy that is
+    not a number in [0, 1] (NaN included) for a training that succeeded."""
+    measurement = Measurement(**values)
+    if measurement.status not in ("ok", "failed", "diverged"):
+        raise ValueError(f"status {measurement.status!r}")
+    accuracy = measurement.accuracy
+    if not isinstance(accuracy, (int, float)) or (measurement.status == "ok" and not 0 <= accuracy <= 1):
+        raise ValueError(f"accuracy {accuracy!r} of a training with status ok, expected a number in [0, 1]")
+    return measurement
 
 
 def write_table(table: Table, path: str | Path) -> Path:
@@ -243,9 +302,15 @@ def write_table(table: Table, path: str | Path) -> Path:
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     # mtime=0: the same table gives the same bytes, so a rebuilt table can be compared with cmp.
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
-        compressed.write(json.dumps(table.to_json(), separators=(",", ":")).encode("utf-8"))
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
+            compressed.write(json.dumps(table.to_json(), separators=(",", ":")).encode("utf-8"))
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}; free disk space, then repeat the command "
+                        "(what is evaluated is kept)") from None  # fmt: skip
     return path
 
 
@@ -254,7 +319,7 @@ def read_table(path: str | Path) -> Table:
     try:
         with gzip.open(path, "rb") as stream:
             payload = json.loads(stream.read().decode("utf-8"))
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, zlib.error) as error:
         raise UserError(f"{path} is not a readable table ({type(error).__name__}: {error}); write it again with genetic-cnn tabulate") from None
     return from_json(payload, str(path))
 

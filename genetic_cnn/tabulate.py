@@ -26,7 +26,7 @@ from typing import Any
 from genetic_cnn.cli_args import add_config_arguments
 from genetic_cnn.config import Config, config_from_dict, load_config
 from genetic_cnn.errors import UserError
-from genetic_cnn.files import plural
+from genetic_cnn.files import check_writable, make_folder, plural, write_atomically
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
 from genetic_cnn.records import EvaluationResult
@@ -49,7 +49,11 @@ class TableStatus:
 
 
 def table_path(out: str | Path) -> Path:
+    if not str(out).strip() or Path(out).name in ("", ".", "..") or str(out).endswith("/"):
+        raise UserError(f"--out {str(out)!r} names no file; give the table file to write, e.g. tables/mine{SUFFIX}")
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the table file to write, e.g. {out / ('mine' + SUFFIX)}")
     return out if out.name.endswith(SUFFIX) else out.with_name(out.name + SUFFIX)
 
 
@@ -108,9 +112,10 @@ def tabulate(
     configs = [seed_config(config, count, config.run.seed + k, folder, split) for k, folder in enumerate(folders)]
     if partial:
         return write_from_runs(work, path, request, progress, echo)
+    check_writable(path.parent)
     check_inputs(configs[0])  # device, data, preset: before any folder is made
-    work.mkdir(parents=True, exist_ok=True)
-    (work / REQUEST).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    make_folder(work)
+    write_atomically(work / REQUEST, json.dumps(request, indent=2) + "\n")
     done = sum(_evaluated(folder) for folder in folders)
     overall = progress_bar(total=seeds * count, initial=done, desc="tabulating", unit="net", disable=not progress)
     status = None
