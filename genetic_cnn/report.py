@@ -133,7 +133,7 @@ def run_markdown(data: RunData, title: str) -> str:
         "## Time and cost", "",
     ]  # fmt: skip
     seconds = [e.seconds for e in trained]
-    lines += cost_sentences(method, total, len(data.generations))
+    lines += cost_sentences(method, total)
     lines += table(
         [method.short, "reused", "failed", "diverged", "wall time", "mean per evaluation", "median per evaluation",
          "mean per generation"],
@@ -181,7 +181,7 @@ def noise_sentence(noise: FitnessNoise, method: FitnessMethod | None = None) -> 
     return f"{measured} **{verdict[0].upper()}{verdict[1:]}.**"
 
 
-def cost_sentences(method: FitnessMethod, wall_seconds: float, generations: int) -> list[str]:
+def cost_sentences(method: FitnessMethod, wall_seconds: float) -> list[str]:
     """What the time table's figures include under the run's fitness method (a paragraph, or nothing)."""
     if method.method == "one-shot":
         share = f", {100 * method.supernet_seconds / wall_seconds:.0f}% of the wall time" if wall_seconds > 0 else ""
