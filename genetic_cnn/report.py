@@ -194,7 +194,7 @@ def cost_sentences(method: FitnessMethod, wall_seconds: float) -> list[str]:
     if method.method == "table":
         return [
             f"Every evaluation read its fitness from the table {code(method.table)}: the times below are lookups; "
-            "what the trainings cost was spent when the table was built (its header records it).", "",
+            "what the trainings cost was spent when the table was built (the table keeps each one's seconds).", "",
         ]  # fmt: skip
     return []
 
