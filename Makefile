@@ -3,6 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# CPU=1: torch and torchvision from PyTorch's CPU-only index first, so pip keeps them instead of the default
+# wheels with CUDA (whose CUDA libraries and triton are most of the default install's size).
+CPU ?=
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# EXTRAS: the optional dependencies installed with the package: dev (tests, lint, notebooks' runner, Ray) by
+# default; EXTRAS= installs the library and its command alone (enough for demo and every genetic-cnn command).
+EXTRAS ?= dev
 
 .PHONY: demo test test-quick lint venv clean
 
@@ -10,7 +17,8 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(if $(CPU),$(BIN)/pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -36,7 +36,7 @@ def my_images_and_labels() -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generations", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/arrays-genetic-<time>)")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/arrays-genetic-standalone-<time>)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     args = parser.parse_args()
 

@@ -81,7 +81,12 @@ def _print_outcome(folder: Path) -> None:
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     test = summary["best_test_accuracy"]
     test_text = f", test accuracy {100 * test:.2f}%" if test is not None else ""
-    print(f"best genome {summary['best_genome']}: fitness {100 * summary['best_fitness']:.2f}%{test_text}")
+    method = ""
+    if "fitness_method" in summary:  # a summary.json written by an older version has none
+        from genetic_cnn.fitness_method import FitnessMethod
+
+        method = f" ({FitnessMethod.from_dict(summary['fitness_method']).brief()})"
+    print(f"best genome {summary['best_genome']}: fitness {100 * summary['best_fitness']:.2f}%{method}{test_text}")
     from genetic_cnn.noise import FitnessNoise, noise_verdict
 
     # A summary.json written by an older version has no fitness_noise: nothing to say then.
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--config", type=Path, help="TOML config (default: every key at its README default)")
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set evolution.population=10 (repeatable)")  # fmt: skip
-    evolve.add_argument("--out", type=Path, help="run folder (default runs/<dataset>-<strategy>-<time>)")
+    evolve.add_argument("--out", type=Path, help="run folder (default runs/<dataset>-<strategy>-<fitness method>-<time>)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bars")
     evolve.set_defaults(func=cmd_evolve)
 

@@ -195,7 +195,7 @@ class RunConfig:
     gpus_per_evaluation: float = 1.0
     """Ray GPU share of one evaluation; below 1 lets small networks share a GPU."""
     out: str = ""
-    """Run folder; empty = ``runs/<dataset>-<time>``."""
+    """Run folder; empty = ``runs/<dataset>-<strategy>-<fitness method>-<time>``."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
 from genetic_cnn.fitness import check_fitness_inputs, check_stored_fitness, prepare_fitness
+from genetic_cnn.fitness_method import FitnessMethod
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog
@@ -62,8 +63,11 @@ def environment() -> dict[str, Any]:
 
 
 def default_run_folder(config: Config) -> Path:
+    """``runs/<dataset>-<strategy>-<fitness method>-<time>``: the method in the name, since a table or one-shot
+    run's figures mean something else than a standalone run's (``digits-genetic-table-digits-standalone-...``)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.data.dataset}-{config.evolution.strategy}-{stamp}"
+    method = FitnessMethod.of(config).slug
+    return Path("runs") / f"{config.data.dataset}-{config.evolution.strategy}-{method}-{stamp}"
 
 
 @dataclass(frozen=True)

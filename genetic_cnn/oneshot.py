@@ -33,16 +33,15 @@ from genetic_cnn.config import Config
 from genetic_cnn.data import Datasets, Split, load_datasets
 from genetic_cnn.device import prepare_process, resolve_device
 from genetic_cnn.errors import UserError
+from genetic_cnn.fitness_method import EPOCHS_LOG, SUPERNET_FOLDER, supernet_log
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key, representative
 from genetic_cnn.records import FAILED, OK, EvaluationResult, EvaluationTask
 from genetic_cnn.supernet import SuperNet, recalibrated
 from genetic_cnn.train import evaluate_model, fit, use_channels_last
 
-SUPERNET_FOLDER = "supernet"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
-EPOCHS_LOG = "epochs.jsonl"
 FITNESS_DB = "fitness.db"
 
 
@@ -87,14 +86,7 @@ def _save_atomically(state: Any, path: Path) -> None:
 
 def supernet_training(config: Config) -> dict[str, Any]:
     """What the supernet's training did: epochs, seconds and training loss per epoch (from its log)."""
-    log = supernet_folder(config) / EPOCHS_LOG
-    epochs: dict[int, dict[str, Any]] = {}
-    if log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            epochs[record["epoch"]] = record  # an epoch run again after a kill counts once, as it ended
-    rows = [epochs[epoch] for epoch in sorted(epochs)]
-    return {"epochs": len(rows), "seconds": sum(row["seconds"] for row in rows), "per_epoch": rows}
+    return supernet_log(supernet_folder(config))
 
 
 def check_stored(config: Config) -> None:

@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from genetic_cnn.drawing import genomes_figure
 from genetic_cnn.files import plural, write_atomically
+from genetic_cnn.fitness_method import FitnessMethod
 from genetic_cnn.rundata import TOP_ARCHITECTURES, Candidate, pct
 
 if TYPE_CHECKING:
@@ -251,21 +252,27 @@ def plot_time(data: RunData, path: Path) -> Path:
     left.set_ylabel(f"wall time ({unit})")
     counts = data.status_counts()
     trained = len(data.evaluations) - counts["reused"]
-    left.set_title(f"Time per generation\nevaluations: {trained} trained ({counts['failed']} failed, "
-                   f"{counts['diverged']} diverged), {counts['reused']} reused", fontsize=11)  # fmt: skip
+    method = FitnessMethod.of(data.config, data.folder)
+    supernet = (f"; supernet trained before: {method.supernet_seconds:.1f} s" if method.method == "one-shot" else "")
+    left.set_title(f"Time per generation ({method.label} fitness{supernet})\nevaluations: {trained} {method.evaluated} "
+                   f"({counts['failed']} failed, {counts['diverged']} diverged), {counts['reused']} reused",
+                   fontsize=11)  # fmt: skip
     left.grid(alpha=0.3, axis="y")
     seconds = [e.seconds for e, _ in data.trained]
     scale, unit = _time_unit(seconds)
     if seconds:
         right.hist([s / scale for s in seconds], bins=min(30, max(5, len(seconds) // 3)), color=COLOURS[1],
-                   edgecolor="white", label=f"{len(seconds)} trained evaluations")  # fmt: skip
+                   edgecolor="white", label=f"{len(seconds)} evaluations ({method.short})")  # fmt: skip
         mean = sum(seconds) / len(seconds) / scale
         right.axvline(mean, color="black", ls="--", lw=1.2, label=f"mean {mean:.2f} {unit}")
         right.legend(fontsize=9)
-    right.set_xlabel(f"training and evaluation time of one network ({unit})")
+    what = {"standalone": "training and evaluation time of one network",
+            "one-shot": "measuring time of one path (the supernet's training not included)",
+            "table": "time to read one evaluation from the table"}.get(method.method, "time of one evaluation")  # fmt: skip
+    right.set_xlabel(f"{what} ({unit})")
     right.set_ylabel("evaluations")
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
-    right.set_title("Time per trained evaluation")
+    right.set_title(f"Time per evaluation ({method.short}, not reused)")
     right.grid(alpha=0.3, axis="y")
     fig.suptitle(f"Where the time went: {data.label}")
     fig.tight_layout()

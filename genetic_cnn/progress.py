@@ -29,6 +29,8 @@ class PlainProgress:
         self.silent = disable or not leave
         self.started = self.last = time.monotonic()
         self.postfix = ""
+        self.shown: int | None = None
+        """The count the last line showed: ``close`` repeats no line a final ``update`` already printed."""
 
     def update(self, count: int = 1) -> None:
         self.n += count
@@ -42,12 +44,13 @@ class PlainProgress:
         self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
     def close(self) -> None:
-        if not self.silent and self.n:
+        if not self.silent and self.n and self.n != self.shown:
             self._line()
         self.silent = True
 
     def _line(self) -> None:
         self.last = time.monotonic()
+        self.shown = self.n
         of = f"/{self.total}" if self.total is not None else ""
         extra = f", {self.postfix}" if self.postfix else ""
         elapsed = self.last - self.started

@@ -24,6 +24,7 @@ from typing import Any
 
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural, write_atomically
+from genetic_cnn.fitness_method import FitnessMethod
 from genetic_cnn.noise import FitnessNoise, noise_verdict, reliability_figures
 from genetic_cnn.records import DIVERGED, FAILED, REUSED
 from genetic_cnn.rundata import (
@@ -56,6 +57,7 @@ def run_markdown(data: RunData, title: str) -> str:
     best = data.ranking()[0]
     env = data.environment
     total = max(data.finished_at, default=data.created_at) - data.created_at
+    method = FitnessMethod.of(config, data.folder)
     lines = [
         f"# {title}", "",
         f"- run folder: `{data.folder}` (status: {data.status}; created {_when(data.created_at)})",
@@ -63,9 +65,10 @@ def run_markdown(data: RunData, title: str) -> str:
         f"- search: {evo.strategy}, N = {evo.population}, T = {evo.generations}, seed {data.seed}; "
         f"p_C {evo.p_crossover}, q_C {evo.q_crossover}, p_M {evo.p_mutation}, q_M {evo.q_mutation}; "
         f"identity {evo.identity}, re-evaluation {evo.reevaluate}",
+        f"- fitness: {method.sentence()}",
         f"- environment: genetic-cnn {env.get('genetic_cnn', '?')}, torch {env.get('torch', '?')}, "
         f"device {env.get('cuda') or 'CPU'}, {env.get('platform', '?')}",
-        f"- generations completed: {len(rows)} of {evo.generations + 1}; evaluations: {len(trained)} trained "
+        f"- generations completed: {len(rows)} of {evo.generations + 1}; evaluations: {len(trained)} {method.evaluated} "
         f"({counts[FAILED]} failed, {counts[DIVERGED]} diverged), {counts[REUSED]} reused; wall time {duration(total)}",
         f"- best genome: {code(best.genome)}, fitness {pct(best.fitness)}%, test accuracy {pct(best.test_accuracy)}% "
         f"({plural(best.evaluations, 'evaluation')})", "",
@@ -75,10 +78,10 @@ def run_markdown(data: RunData, title: str) -> str:
         "never selected, and shows as 0. *Test* is the mean test accuracy of the best genome's "
         "trained evaluations up to that generation (the paper's tables report test accuracy; failed or diverged "
         "evaluations have no test accuracy and are left out of it). "
-        "*Trained* and *reused* count the generation's evaluations.", "",
+        f"*{method.short.capitalize()}* ({method.evaluated}) and *reused* count the generation's evaluations.", "",
     ]  # fmt: skip
     lines += table(
-        ["gen", "max", "min", "mean", "median", "std", "best genome", "test", "trained", "reused"],
+        ["gen", "max", "min", "mean", "median", "std", "best genome", "test", method.short, "reused"],
         [
             [
                 s.generation,
@@ -96,7 +99,7 @@ def run_markdown(data: RunData, title: str) -> str:
             for s in [row.summary]
         ],  # fmt: skip
     )
-    lines += noise_markdown(data)
+    lines += noise_markdown(data, method)
     lines += [
         "## Fitness over generations", "",
         "Every individual is a point (slots spread slightly within a generation); the band spans min to max.", "",
@@ -131,8 +134,9 @@ def run_markdown(data: RunData, title: str) -> str:
         "## Time and cost", "",
     ]  # fmt: skip
     seconds = [e.seconds for e in trained]
+    lines += cost_sentences(method, total)
     lines += table(
-        ["trained", "reused", "failed", "diverged", "wall time", "mean per evaluation", "median per evaluation",
+        [method.short, "reused", "failed", "diverged", "wall time", "mean per evaluation", "median per evaluation",
          "mean per generation"],
         [[len(trained), counts[REUSED], counts[FAILED], counts[DIVERGED], duration(total),
           duration(statistics.fmean(seconds)) if seconds else "–", duration(statistics.median(seconds)) if seconds else "–",
@@ -154,12 +158,19 @@ def points(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def noise_sentence(noise: FitnessNoise) -> str:
-    """The run's noise in words, with what it means for the search."""
+def noise_sentence(noise: FitnessNoise, method: FitnessMethod | None = None) -> str:
+    """The run's noise in words, with what it means for the search (under one-shot fitness, repetition
+    measures no noise, so no verdict is drawn from it)."""
+    if noise.at_chance and (noise.seed_sd is None or (method is not None and method.method == "one-shot")):
+        learned = noise_verdict(noise) or ""  # nothing learned comes before anything noise could say
+        return f"**{learned[0].upper()}{learned[1:]}.**"
+    if method is not None and method.method == "one-shot":
+        return (
+            f"Over the run: seed sd {points(noise.seed_sd)} pp over {plural(noise.repeated, 'repeated individual')} "
+            f"(deterministic given the supernet), population sd {points(noise.population_sd)} pp. Whether the "
+            "supernet ranks architectures as training them would is not measured by this run."
+        )
     if noise.seed_sd is None:
-        if noise.at_chance:  # nothing repeated, but nothing learned either: that comes first
-            learned = noise_verdict(noise) or ""
-            return f"**{learned[0].upper()}{learned[1:]}.**"
         return (
             "Not measured: no individual was evaluated successfully twice (with `evolution.reevaluate = \"reuse\"` "
             "survivors are never trained again)."
@@ -175,17 +186,58 @@ def noise_sentence(noise: FitnessNoise) -> str:
     return f"{measured} **{verdict[0].upper()}{verdict[1:]}.**"
 
 
-def noise_markdown(data: RunData) -> list[str]:
+def cost_sentences(method: FitnessMethod, wall_seconds: float) -> list[str]:
+    """What the time table's figures include under the run's fitness method (a paragraph, or nothing)."""
+    if method.method == "one-shot":
+        share = f", {100 * method.supernet_seconds / wall_seconds:.0f}% of the wall time" if wall_seconds > 0 else ""
+        return [
+            f"The one-shot supernet's training took {duration(method.supernet_seconds)} "
+            f"({plural(method.supernet_epochs, 'epoch')}{share}), once for the run before generation 0; the "
+            "evaluations below are measurements of paths through it and their times do not include it "
+            "(an architecture measured once is read back afterwards, in no time).", "",
+        ]  # fmt: skip
+    if method.method == "table":
+        return [
+            f"Every evaluation read its fitness from the table {code(method.table)}: the times below are lookups; "
+            "what the trainings cost was spent when the table was built (the table keeps each one's seconds).", "",
+        ]  # fmt: skip
+    return []
+
+
+NOISE_INTRODUCTION = {
+    "standalone": (
+        "Re-evaluated survivors are trained again with new seeds, which gives repeated evaluations of the same "
+        "individual for free."
+    ),
+    "one-shot": (
+        "One-shot fitness is deterministic given the supernet: an architecture measured again goes through the same "
+        "weights with the same calibration images and gets the same accuracy, so re-evaluated survivors repeat a "
+        "number instead of measuring noise, and the seed sd below is 0 by construction. The noise that matters, "
+        "how another supernet (another seed) or a standalone training would rank the same architectures, is not "
+        "measured within one run: `genetic-cnn tabulate` with two or more seeds, or `benchmarks/oneshot_rank.py`, "
+        "measure it."
+    ),
+    "table": (
+        "Table fitness draws one of the architecture's stored seeds (trainings done when the table was built), "
+        "chosen by the evaluation's seed: a re-evaluated survivor gets another draw from the same few stored "
+        "seeds, not a new training, so the seed sd is the spread of the table's seeds as this run drew them."
+    ),
+}
+"""The noise section's first sentences: what a repeated evaluation is under each fitness method."""
+
+
+def noise_markdown(data: RunData, method: FitnessMethod | None = None) -> list[str]:
     """The report's section on evaluation noise: the run's numbers, a table per generation and the picture."""
+    method = method or FitnessMethod.of(data.config, data.folder)
     lines = [
         "## Fitness noise", "",
-        "Re-evaluated survivors give repeated evaluations of the same individual for free. *Seed sd* is the "
+        NOISE_INTRODUCTION.get(method.method, NOISE_INTRODUCTION["standalone"]) + " *Seed sd* is the "
         "pooled standard deviation of the validation accuracy within individuals (the noise of one evaluation); "
         "*population sd* the standard deviation of the individuals' mean fitness (the spread selection ranks); "
-        "both in percentage points; *repeated* counts the individuals with two or more successful trained "
-        "evaluations. Per generation, the seed sd and *repeated* are over generations 0 up to it, the population "
-        "sd over its population's distinct individuals.", "",
-        noise_sentence(data.fitness_noise()), "",
+        "both in percentage points; *repeated* counts the individuals with two or more successful "
+        f"evaluations ({method.evaluated}). Per generation, the seed sd and *repeated* are over generations 0 up to "
+        "it, the population sd over its population's distinct individuals.", "",
+        noise_sentence(data.fitness_noise(), method), "",
     ]  # fmt: skip
     lines += table(
         ["gen", "seed sd", "population sd", "repeated"],
@@ -215,17 +267,21 @@ def comparison_markdown(datas: Sequence[RunData], links: Sequence[Path]) -> str:
         counts = data.status_counts()
         trained = len(data.evaluations) - counts[REUSED]
         rows.append([
-            f"[{data.name}]({link.as_posix()})", data.strategy, data.seed, data.config.data.dataset,
+            f"[{data.name}]({link.as_posix()})", data.strategy, FitnessMethod.of(data.config, data.folder).label,
+            data.seed, data.config.data.dataset,
             f"{len(data.generations)}/{data.config.evolution.generations + 1}", trained, counts[REUSED],
             counts[FAILED] + counts[DIVERGED], code(best.genome), pct(best.fitness), pct(best.test_accuracy),
             pct(data.table()[-1].summary.mean),
         ])  # fmt: skip
     lines += table(
-        ["run", "strategy", "seed", "data", "generations done", "trained", "reused", "failed or diverged", "best genome",
+        ["run", "strategy", "fitness", "seed", "data", "generations done", "evaluated", "reused", "failed or diverged", "best genome",
          "best fitness", "best test", "last mean"], rows,
     )  # fmt: skip
     lines += [
-        "Best fitness: the best individual's mean validation accuracy over its trained evaluations; best test: its "
+        "Fitness: how it was measured (standalone: every evaluation trains its network; one-shot: paths through "
+        "a supernet trained once per run; table NAME: stored seeds read from a table). Evaluated: the "
+        "evaluations not reused (trained, measured or read, as the method does). "
+        "Best fitness: the best individual's mean validation accuracy over its evaluations; best test: its "
         "mean test accuracy; last mean: the mean fitness of the last completed generation (all in %).", "",
         "## Best so far", "",
         "The highest validation accuracy of any single trained evaluation, against trained evaluations and wall time.", "",
@@ -317,6 +373,7 @@ def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Pa
         "best_fitness": best.fitness,
         "best_test_accuracy": best.test_accuracy,
         "best_evaluations": best.evaluations,
+        "fitness_method": FitnessMethod.of(data.config, store.folder).to_dict(),  # e.g. the supernet's training time
         "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.noise
         "generations": [asdict(row) for row in summaries],
     }

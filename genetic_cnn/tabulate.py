@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -297,11 +298,28 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UserError(f"tabulate needs --out TABLE: the table file to write (e.g. tables/mine{SUFFIX})")
     config = load_config(args.config, args.set)
-    status = tabulate(config, args.out, args.seeds, args.name, partial=args.partial, progress=not args.quiet)
+    try:
+        status = tabulate(config, args.out, args.seeds, args.name, partial=args.partial, progress=not args.quiet)
+    except KeyboardInterrupt:  # the seed run's own message would say `resume SEED-RUN`, which writes no table
+        raise KeyboardInterrupt(f"interrupted; continue with `{continue_command(args)}`") from None
     left = status.asked - status.complete
     more = f"; {plural(left, 'seed')} to go: repeat the command without --partial" if left else ""
     print(f"table: {status.path} ({status.complete} of {plural(status.asked, 'seed')} complete{more})")
     return 0
+
+
+def continue_command(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted ``tabulate``: the same one (a build resumes where it stopped)."""
+    words = ["genetic-cnn", "tabulate"]
+    if args.config is not None:
+        words += ["--config", str(args.config)]
+    for override in args.set:
+        words += ["--set", override]
+    words += ["--seeds", str(args.seeds), "--out", str(args.out)]
+    if args.name:
+        words += ["--name", args.name]
+    words += [flag for flag, on in (("--partial", args.partial), ("--quiet", args.quiet)) if on]
+    return shlex.join(words)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -172,7 +172,7 @@ def test_without_out_the_run_goes_under_runs_in_the_working_directory(tmp_path: 
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"]  # nothing else left in the working directory
     (folder,) = (tmp_path / "runs").iterdir()
-    assert re.fullmatch(r"synthetic-genetic-\d{8}-\d{6}", folder.name), folder.name
+    assert re.fullmatch(r"synthetic-genetic-standalone-\d{8}-\d{6}", folder.name), folder.name
     assert {"run.db", "config.toml", "summary.json"} <= {path.name for path in folder.iterdir()}
     with load_run(folder) as run:
         assert run.status == "finished" and len(run.evaluations()) == POPULATION * (GENERATIONS + 1)

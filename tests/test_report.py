@@ -203,21 +203,21 @@ def test_comparison_of_several_runs(runs: dict[str, Path], tmp_path: Path, monke
     assert path == Path("report-comparison") / "report.md"
     text = path.read_text(encoding="utf-8")
     rows = [cells(line) for line in text.splitlines() if line.startswith("| [")]
-    assert [row[:3] for row in rows] == [
-        ["[genetic](genetic/report.md)", "genetic", "0"],
-        ["[random](random/report.md)", "random", "3"],
+    assert [row[:4] for row in rows] == [
+        ["[genetic](genetic/report.md)", "genetic", "standalone", "0"],
+        ["[random](random/report.md)", "random", "standalone", "3"],
     ]
     for row, folder in zip(rows, (runs["genetic"], runs["reuse"])):
         with load_run(folder) as run:
             config, evaluations, generations = run.config, run.evaluations(), run.generations()
         statuses = Counter(e.status for e in evaluations)
-        assert row[4:8] == [
+        assert row[5:9] == [
             f"{len(generations)}/{config.evolution.generations + 1}",
             str(len(evaluations) - statuses[REUSED]), str(statuses[REUSED]), str(statuses[FAILED] + statuses[DIVERGED]),
         ]  # fmt: skip
         name, fitness, test = best_in_database(folder)
-        assert (architecture_key(row[8]) if config.evolution.identity == "architecture" else row[8]) == name
-        assert row[9:] == [f"{100 * fitness:.2f}", f"{100 * test:.2f}", f"{100 * statistics.fmean(generations[-1].fitness):.2f}"]
+        assert (architecture_key(row[9]) if config.evolution.identity == "architecture" else row[9]) == name
+        assert row[10:] == [f"{100 * fitness:.2f}", f"{100 * test:.2f}", f"{100 * statistics.fmean(generations[-1].fitness):.2f}"]
     for name in ("best_so_far.png", "mean_fitness.png"):
         assert png_size(path.parent / name)[0] >= 500
         assert_drawn(path.parent / name)
