@@ -310,6 +310,10 @@ def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Pa
         "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.noise
         "generations": [asdict(row) for row in summaries],
     }
+    if len(data.config.evolution.objectives) > 1:
+        from genetic_cnn.front import front_summary
+
+        summary["pareto"] = front_summary(data)  # the front per generation and at the end (genetic_cnn.front)
     path = store.folder / "summary.json"
     path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return path

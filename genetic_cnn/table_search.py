@@ -12,7 +12,7 @@ N(T+1) evaluations take seconds (``experiments/compare_strategies.py``). No torc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import fmean
@@ -20,6 +20,7 @@ from statistics import fmean
 import numpy as np
 
 from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.cost import NetworkCost
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.search import evaluation_seed, make_search
@@ -49,6 +50,10 @@ class Trace:
         return self.architectures[position]
 
 
+Scalarize = Callable[[Sequence[Genome], Sequence[float]], list[float]]
+"""A generation's genomes and mean accuracies -> the fitness told to a single-objective search."""
+
+
 @lru_cache(maxsize=64)
 def evaluation_seeds(run_seed: int, generations: int, population: int) -> np.ndarray:
     """(generations, population) ``search.evaluation_seed`` of every slot: the same for every strategy
@@ -67,6 +72,11 @@ class TableLookup:
         self.seeds = self.accuracy.shape[1]
         self._index: dict[Genome, int] = {}
 
+    def cost(self, genome: Genome) -> NetworkCost:
+        """The parameters and FLOPs the table counted for ``genome``'s architecture."""
+        architecture = self.table.architectures[self.index(genome)]
+        return NetworkCost(architecture.parameters, architecture.flops)
+
     def index(self, genome: Genome) -> int:
         found = self._index.get(genome)
         if found is None:
@@ -74,11 +84,13 @@ class TableLookup:
         return found
 
 
-def simulate(lookup: TableLookup, config: EvolutionConfig, run_seed: int) -> Trace:
-    """Run ``config``'s strategy with ``run_seed`` on the table (``lookup``); see the module docstring."""
+def simulate(lookup: TableLookup, config: EvolutionConfig, run_seed: int, scalarize: Scalarize | None = None) -> Trace:
+    """Run ``config``'s strategy with ``run_seed`` on the table (``lookup``); see the module docstring.
+    ``scalarize``: what the search is told instead of each generation's mean accuracies (a weighted
+    sum of accuracy and cost, ``genetic_cnn.pareto``'s comparison); ``Trace.told`` keeps the accuracies."""
     if config.reevaluate != "retrain":
         raise ValueError("simulate() evaluates every slot, as evolution.reevaluate = 'retrain' does")
-    search = make_search(config, lookup.nodes, run_seed)
+    search = make_search(config, lookup.nodes, run_seed, lookup.cost)
     seeds = evaluation_seeds(run_seed, config.generations + 1, config.population)
     by_string = config.identity == "string"
     evaluations: dict[object, list[float]] = {}
@@ -102,7 +114,7 @@ def simulate(lookup: TableLookup, config: EvolutionConfig, run_seed: int) -> Tra
         fitness = [fmean(evaluations[i]) if evaluations[i] else math.nan for i in identities]
         populations.append(tuple(population))
         told.append(fitness)
-        search.tell(fitness)
+        search.tell(scalarize(population, fitness) if scalarize is not None else fitness)
     return Trace(np.array(architectures), np.array(observed), tuple(populations), np.array(told))
 
 
