@@ -90,7 +90,7 @@ def binary_tournament(rank: np.ndarray, crowding: np.ndarray, size: int, rng: np
     return winners
 
 
-def hypervolume(objectives: np.ndarray, reference: Sequence[float]) -> float:
+def hypervolume(objectives: np.ndarray, reference: Sequence[float] | np.ndarray) -> float:
     """The volume dominated by the rows and bounded by ``reference`` (rows beyond it add nothing)."""
     objectives = np.asarray(objectives, dtype=float).reshape(-1, len(reference))
     inside = objectives[np.all(objectives < np.asarray(reference), axis=1)]
