@@ -3,6 +3,7 @@ front found on a table against the exact one, constraints that keep networks fro
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 from dataclasses import replace
@@ -17,6 +18,7 @@ from genetic_cnn import pareto
 from genetic_cnn.config import ConfigError, load_config
 from genetic_cnn.cost import cost_function, network_cost
 from genetic_cnn.evolution import start_run
+from genetic_cnn.final import genome_from_run
 from genetic_cnn.front import front_member, run_front
 from genetic_cnn.genome import Genome
 from genetic_cnn.presets import get_preset
@@ -186,6 +188,12 @@ def test_infeasible_genomes_never_reach_the_evaluator(tmp_path: Path, monkeypatc
     data = RunData.load(folder)
     assert [m.genome for m in run_front(data)] == [m["genome"] for m in front]
     assert front_member(data, len(front)).genome == front[-1]["genome"]
+    # genetic-cnn train --run RUN --front-rank K: that member, with the run's config
+    chosen = genome_from_run(argparse.Namespace(run=folder, front_rank=len(front), genome=None, config=None))
+    assert chosen == front[-1]["genome"]
+    refused = run_cli("train", "--run", str(folder), "--front-rank", str(len(front) + 1), "--quiet", "--out", str(tmp_path / "final"))
+    assert refused.returncode == 2 and f"has {len(front)} members" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "final").exists()
 
 
 def test_the_default_keeps_one_objective_and_no_limit() -> None:
