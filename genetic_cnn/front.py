@@ -52,7 +52,7 @@ def front_objectives(data: RunData) -> tuple[str, ...]:
     return objectives if len(objectives) > 1 else ("accuracy", "flops")
 
 
-def _individuals(data: RunData, generation: int | None) -> list[tuple[str, float, float | None, int]]:
+def individuals(data: RunData, generation: int | None) -> list[tuple[str, float, float | None, int]]:
     """(genome, mean accuracy, mean test accuracy, evaluations) of each individual measured up to ``generation``."""
     groups: dict[str, list[Any]] = defaultdict(list)
     for e in data.evaluations:
@@ -73,17 +73,17 @@ def run_front(data: RunData, generation: int | None = None) -> list[FrontMember]
     """The non-dominated individuals evaluated up to ``generation`` (all: None), the most accurate first."""
     preset = data.config.preset()
     cost = cost_function(preset)
-    individuals = _individuals(data, generation)
-    if not individuals:
+    measured = individuals(data, generation)
+    if not measured:
         return []
-    costs = [cost(parse_genome(genome)) for genome, *_ in individuals]
+    costs = [cost(parse_genome(genome)) for genome, *_ in measured]
     names = front_objectives(data)[1:]
-    matrix = pareto.objective_matrix([accuracy for _, accuracy, _, _ in individuals],
+    matrix = pareto.objective_matrix([accuracy for _, accuracy, _, _ in measured],
                                      [[c.value(name) for name in names] for c in costs])  # fmt: skip
-    chosen = sorted(pareto.pareto_indices(matrix).tolist(), key=lambda i: (-individuals[i][1], matrix[i, 1:].tolist()))
+    chosen = sorted(pareto.pareto_indices(matrix).tolist(), key=lambda i: (-measured[i][1], matrix[i, 1:].tolist()))
     return [
-        FrontMember(rank, individuals[i][0], key_of(individuals[i][0]), individuals[i][1], individuals[i][2],
-                    individuals[i][3], costs[i].flops, costs[i].parameters)  # fmt: skip
+        FrontMember(rank, measured[i][0], key_of(measured[i][0]), measured[i][1], measured[i][2],
+                    measured[i][3], costs[i].flops, costs[i].parameters)  # fmt: skip
         for rank, i in enumerate(chosen, start=1)
     ]
 

@@ -110,6 +110,7 @@ def run_markdown(data: RunData, title: str) -> str:
         f"{'string' if evo.identity == 'string' else 'architecture'} with the highest fitness averaged over all its "
         "trained evaluations in the run.", "",
         "![best genome](best_genome.png)", "",
+        *front_markdown(data),
         f"## Top {TOP_ARCHITECTURES} architectures", "",
         "Distinct architectures (equivalent strings grouped by architecture key), ranked by the mean fitness "
         "over all their trained evaluations; the string shown is the one evaluated most often.", "",
@@ -147,6 +148,28 @@ def run_markdown(data: RunData, title: str) -> str:
              for e in errors[:20]],
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def front_markdown(data: RunData) -> list[str]:
+    """A multi-objective run's Pareto front: its members by rank, the picture, the hypervolume per generation."""
+    if len(data.config.evolution.objectives) < 2:
+        return []
+    from genetic_cnn.front import front_hypervolume, run_front
+
+    members = run_front(data)
+    lines = [
+        "## Pareto front", "",
+        f"Objectives: {', '.join(data.config.evolution.objectives)}. The individuals no other evaluated individual "
+        "beats in fitness and cost at once, most accurate first; train member K with "
+        f"`genetic-cnn train --run {data.folder} --front-rank K`. Hypervolume {front_hypervolume(data, members):.4f} "
+        "(error and costs scaled by the largest network's, reference point 1.1; docs/multi_objective.md).", "",
+    ]  # fmt: skip
+    lines += table(
+        ["rank", "genome", "fitness", "test", "FLOPs", "parameters", "evaluations"],
+        [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}", m.evaluations]
+         for m in members],
+    )  # fmt: skip
+    return lines + ["![Pareto front](front.png)", "", "![hypervolume](hypervolume.png)", ""]
 
 
 def points(value: float | None) -> str:

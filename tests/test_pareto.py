@@ -4,6 +4,8 @@ front found on a table against the exact one, constraints that keep networks fro
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import signal
 from dataclasses import replace
@@ -18,12 +20,15 @@ from genetic_cnn import pareto
 from genetic_cnn.config import ConfigError, load_config
 from genetic_cnn.cost import cost_function, network_cost
 from genetic_cnn.evolution import start_run
+from genetic_cnn.export import export_front
 from genetic_cnn.final import genome_from_run
 from genetic_cnn.front import front_member, run_front
 from genetic_cnn.genome import Genome
 from genetic_cnn.presets import get_preset
+from genetic_cnn.report import write_run_report
 from genetic_cnn.rundata import RunData
 from genetic_cnn.search import NSGA2Search, make_search
+from genetic_cnn.store import load_run
 from genetic_cnn.table import load_table
 from genetic_cnn.table_pareto import ExactFront, cost_matrix, found_front
 from genetic_cnn.table_search import TableLookup, simulate
@@ -188,6 +193,12 @@ def test_infeasible_genomes_never_reach_the_evaluator(tmp_path: Path, monkeypatc
     data = RunData.load(folder)
     assert [m.genome for m in run_front(data)] == [m["genome"] for m in front]
     assert front_member(data, len(front)).genome == front[-1]["genome"]
+    with load_run(folder) as store:
+        exported = list(csv.DictReader(io.StringIO(export_front(store, "csv"))))
+    assert [row["genome"] for row in exported] == [m["genome"] for m in front]
+    report = write_run_report(folder, tmp_path / "report")
+    assert "## Pareto front" in report.read_text() and "--front-rank K" in report.read_text()
+    assert (tmp_path / "report" / "front.png").stat().st_size > 0 and (tmp_path / "report" / "hypervolume.png").is_file()
     # genetic-cnn train --run RUN --front-rank K: that member, with the run's config
     chosen = genome_from_run(argparse.Namespace(run=folder, front_rank=len(front), genome=None, config=None))
     assert chosen == front[-1]["genome"]
