@@ -143,10 +143,11 @@ def plot_exact_front(table: Table, objectives: Sequence[str], path: Path) -> Pat
     axis.set_xscale("log")
     axis.set_xlabel(f"{objectives[1]} per image" if objectives[1] == "flops" else objectives[1])
     axis.set_ylabel("mean validation accuracy over seeds (%)")
-    low = np.percentile(accuracy, 5)
-    axis.set_ylim(low, accuracy.max() + 0.2 * (accuracy.max() - low))
+    low = min(np.percentile(accuracy, 5), accuracy[order].min())  # the worst few would squash the rest
+    span = accuracy.max() - low
+    axis.set_ylim(low - 0.05 * span, accuracy.max() + 0.1 * span)
     axis.set_title(f"{table.name}: accuracy against {objectives[1]}", fontsize=9)
-    axis.legend(loc="lower right")
+    axis.legend(loc="upper left")
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
