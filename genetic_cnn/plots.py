@@ -306,9 +306,16 @@ def _front_pictures(data: RunData, out: Path) -> list[Path]:
     """A multi-objective run's front and hypervolume (``genetic_cnn.front_plots``)."""
     if len(data.config.evolution.objectives) < 2:
         return []
+    from genetic_cnn.front import run_front
     from genetic_cnn.front_plots import plot_front, plot_hypervolume
 
-    return [plot_front(data, out / "front.png"), plot_hypervolume(data, out / "hypervolume.png")]
+    members = [(f"#{m.rank}   {m.genome}   fitness {pct(m.accuracy)}%, {m.flops:,} FLOPs, {m.parameters:,} parameters",
+                m.genome) for m in run_front(data)]  # fmt: skip
+    return [
+        plot_front(data, out / "front.png"),
+        plot_hypervolume(data, out / "hypervolume.png"),
+        plot_genomes(members, out / "front_networks.png", f"Pareto front's networks: {data.label}"),
+    ]
 
 
 def draw_comparison(datas: Sequence[RunData], out: Path) -> list[Path]:

@@ -169,7 +169,8 @@ def front_markdown(data: RunData) -> list[str]:
         [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}", m.evaluations]
          for m in members],
     )  # fmt: skip
-    return lines + ["![Pareto front](front.png)", "", "![hypervolume](hypervolume.png)", ""]
+    return lines + ["![Pareto front](front.png)", "", "![the front's networks](front_networks.png)", "",
+                    "![hypervolume](hypervolume.png)", ""]  # fmt: skip
 
 
 def points(value: float | None) -> str:

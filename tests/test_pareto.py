@@ -199,6 +199,7 @@ def test_infeasible_genomes_never_reach_the_evaluator(tmp_path: Path, monkeypatc
     report = write_run_report(folder, tmp_path / "report")
     assert "## Pareto front" in report.read_text() and "--front-rank K" in report.read_text()
     assert (tmp_path / "report" / "front.png").stat().st_size > 0 and (tmp_path / "report" / "hypervolume.png").is_file()
+    assert (tmp_path / "report" / "front_networks.png").is_file()
     # genetic-cnn train --run RUN --front-rank K: that member, with the run's config
     chosen = genome_from_run(argparse.Namespace(run=folder, front_rank=len(front), genome=None, config=None))
     assert chosen == front[-1]["genome"]
