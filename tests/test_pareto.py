@@ -257,3 +257,28 @@ def test_kill_9_then_resume_gives_the_uninterrupted_nsga2_history(tmp_path: Path
     assert resumed.returncode == 0, resumed.stderr
     assert history(folder) == history(whole)
     assert json.loads((folder / "summary.json").read_text())["pareto"] == json.loads((whole / "summary.json").read_text())["pareto"]
+
+
+# ------------------------------------------------------------------ the comparison script
+def test_compare_objectives_scores_every_strategy_and_is_reached_through_compare_strategies(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    try:
+        import compare_objectives
+    finally:
+        sys.path.pop(0)
+    assert compare_objectives.wanted(["--table", "x", "--objectives", "accuracy,flops"])
+    assert compare_objectives.wanted(["--objectives=accuracy,params"])
+    assert not compare_objectives.wanted(["--table", "x", "--objectives", "accuracy"])
+    out = tmp_path / "out"
+    code = compare_objectives.main(["--table", "digits-standalone", "--seeds", "3", "--generations", "1,3",
+                                    "--out", str(out), "--quiet", "--front-plot", str(tmp_path / "front.png")])  # fmt: skip
+    assert code == 0
+    payload = json.loads((out / "objectives.json").read_text())
+    for strategy in compare_objectives.STRATEGIES:
+        for budget in ("1", "3"):
+            ratios = payload["results"][strategy][budget]
+            assert len(ratios) == 3 and all(0 <= ratio <= 1 + 1e-9 for ratio in ratios)
+    assert (out / "hypervolume.png").is_file() and (tmp_path / "front.png").is_file()
+    assert compare_objectives.main(["--table", "digits-standalone", "--objectives", "accuracy,latency", "--out", str(out)]) == 2
