@@ -35,6 +35,7 @@ import numpy as np
 from genetic_cnn import pareto
 from genetic_cnn.config import IDENTITIES, STRATEGIES, EvolutionConfig
 from genetic_cnn.cost import CostOf
+from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.operators import GenerationLog, initialize, mutate, next_generation, vary
@@ -118,9 +119,9 @@ class _GenerationalSearch:
             genome = initialize(self.nodes, 1, self._rng, mode="random")[0]
             if self.feasible(genome):
                 return genome
-        raise ValueError(
+        raise UserError(
             f"no feasible genome in {RANDOM_DRAWS:,} random draws: evolution.max_flops / max_params leave too "
-            "few networks for random drawing; raise them"
+            "few networks for random drawing; raise them, or start from evolution.init = \"zeros\" (genetic, nsga2)"
         )
 
     def _feasible_child(self, child: Genome, parent: Genome) -> Genome:

@@ -174,6 +174,21 @@ def test_every_strategy_asks_only_for_feasible_genomes(strategy: str) -> None:
     assert all(cost(genome).flops <= limit for population in asked for genome in population)
 
 
+def test_a_limit_random_drawing_cannot_meet_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genetic_cnn import search
+    from genetic_cnn.errors import UserError
+
+    monkeypatch.setattr(search, "RANDOM_DRAWS", 50)
+    preset = get_preset("cifar10")  # 19 bits: 1 string in 2^19 is the all-zero network
+    least = network_cost(Genome.zeros(preset.nodes), preset).flops
+    config = load_config(overrides=["space.preset=cifar10", "evolution.strategy=random", f"evolution.max_flops={least}"])
+    with pytest.raises(UserError, match="evolution.init"):
+        make_search(config.evolution, preset.nodes, 0, cost_function(preset))
+    zeros = replace(config.evolution, strategy="genetic", init="zeros")  # no random drawing: children are repaired
+    asked = drive_search(make_search(replace(zeros, generations=3), preset.nodes, 0, cost_function(preset)))
+    assert all(network_cost(genome, preset).flops == least for population in asked for genome in population)
+
+
 def test_infeasible_genomes_never_reach_the_evaluator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     limit = tiny_limit()
     trainings = count_trainings(monkeypatch)
