@@ -293,6 +293,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import compare_objectives  # beside this script: multi-objective searches (--objectives accuracy,flops)
+
+    if compare_objectives.wanted(sys.argv[1:] if argv is None else argv):
+        return compare_objectives.main(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:
         if args.seeds < 1:

@@ -97,13 +97,13 @@ def _print_outcome(folder: Path) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from genetic_cnn.export import export_evaluations
+    from genetic_cnn.export import export_evaluations, export_front
     from genetic_cnn.store import load_run
 
     fmt = export_format(args.format, args.out)
     path = output_file(args.out, force=args.force) if args.out else None  # refused before reading anything
     with load_run(args.run) as run:
-        text = export_evaluations(run, fmt)
+        text = export_front(run, fmt) if args.front else export_evaluations(run, fmt)
     if path:
         write_atomically(path, text)  # a full disk leaves no half-written export, and an overwritten one whole
         print(f"wrote {path}")
@@ -197,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", help="no progress bars")
     resume.set_defaults(func=cmd_resume)
 
-    export = sub.add_parser("export", help="write a run's evaluations as CSV or JSON")
+    export = sub.add_parser("export", help="write a run's evaluations (or --front, its Pareto front) as CSV or JSON")
     export.add_argument("run", type=Path, help="run folder")
     export.add_argument("--format", metavar="{csv,json}", help="default: --out's extension (.csv, .json), else csv")
     export.add_argument("--out", type=Path, help="file to write (default: standard output); its folder is created")
     export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    export.add_argument("--front", action="store_true",
+                        help="the run's Pareto front (rank, genome, accuracy, FLOPs, parameters) instead of its evaluations")  # fmt: skip
     export.set_defaults(func=cmd_export)
 
     for name in FEATURE_COMMANDS:

@@ -24,9 +24,10 @@ PRESET_DATASETS = {"mnist": "mnist", "cifar10": "cifar10", "cifar10-large": "cif
 """The dataset a preset is made for, used when neither --dataset nor the config names one."""
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """GENOME, --preset, --dataset, --config and --set."""
-    parser.add_argument("genome", help="e.g. '1-01|0-01-100|0-11-101-0001' (quote it: | is a shell pipe)")
+def add_common_arguments(parser: argparse.ArgumentParser, genome_optional: bool = False) -> None:
+    """GENOME (optional with ``genome_optional``, when another flag can name it), --preset, --dataset, --config and --set."""
+    parser.add_argument("genome", nargs="?" if genome_optional else None,
+                        help="e.g. '1-01|0-01-100|0-11-101-0001' (quote it: | is a shell pipe)")  # fmt: skip
     parser.add_argument(
         "--preset", help="network preset: mnist | cifar10 | cifar10-large | digits (default: the config's)"
     )

@@ -22,7 +22,11 @@ from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 # The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "synthetic", "folder", "arrays")
 LAYOUTS = ("auto", "nchw", "nhwc")
-STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation")
+STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation", "nsga2")
+OBJECTIVES = ("accuracy", "flops", "params")
+"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.cost``) are minimised."""
+MULTI_OBJECTIVE_STRATEGIES = ("nsga2", "random")
+CONSTRAINED_STRATEGIES = ("genetic", "random", "regularized", "nsga2")
 SELECTIONS = ("roulette", "tournament")
 INIT_MODES = ("random", "zeros")
 IDENTITIES = ("string", "architecture")
@@ -104,7 +108,9 @@ class EvolutionConfig:
     """genetic (the paper) | random (uniform genomes at the same budget) | regularized (aging evolution,
     Real et al. 2019: tournament of ``sample_size``, the winner's mutated copy replaces the oldest) |
     calibration (the same N architectures, spread over convolution counts, retrained every generation:
-    ``genetic-cnn calibrate``) | tabulation (every architecture of the space once: ``genetic-cnn tabulate``)."""
+    ``genetic-cnn calibrate``) | tabulation (every architecture of the space once: ``genetic-cnn tabulate``) |
+    nsga2 (several objectives, NSGA-II: non-dominated sorting and crowding distance, binary tournaments, the
+    paper's crossover and mutation, the best N of parents and children survive; ``docs/multi_objective.md``)."""
     selection: str = "roulette"
     """Genetic strategy: roulette (the paper, P proportional to r_n - r_min) | tournament (each parent the
     fittest of ``sample_size`` individuals drawn uniformly with replacement)."""
@@ -122,6 +128,15 @@ class EvolutionConfig:
     """What counts as the same individual: string (the exact bits) | architecture (equivalent strings)."""
     reevaluate: str = "retrain"
     """retrain a known individual and average (the paper) | reuse its mean without training."""
+    objectives: tuple[str, ...] = ("accuracy",)
+    """What the search optimises: ["accuracy"] (one objective, every strategy) or accuracy and costs to
+    minimise, e.g. ["accuracy", "flops"] or ["accuracy", "flops", "params"] (strategy nsga2, or random for
+    a baseline): the run keeps the Pareto front (summary.json, report, ``train --run RUN --front-rank K``)."""
+    max_flops: int = 0
+    """Forward FLOPs per image (a multiply-add counts 2) a network may have; 0 = no limit. Counted from the
+    genome (``genetic_cnn.cost``); a network above it is never trained nor selected."""
+    max_params: int = 0
+    """Parameters a network may have; 0 = no limit. As ``max_flops``."""
 
 
 @dataclass(frozen=True)
@@ -430,6 +445,8 @@ def validate(config: Config) -> None:
     _choice("evolution.init", evolution.init, INIT_MODES)
     _choice("evolution.identity", evolution.identity, IDENTITIES)
     _choice("evolution.reevaluate", evolution.reevaluate, REEVALUATIONS)
+    _check_objectives(config)
+    _check_constraints(config)
     _check_schedule("train.schedule", train.schedule)
     _choice("train.scheduler", train.scheduler, SCHEDULERS)
     _choice("train.optimizer", train.optimizer, OPTIMIZERS)
@@ -469,6 +486,56 @@ def validate(config: Config) -> None:
             raise ConfigError(f"run.{key} = {getattr(run, key)} must be 0 (automatic) or more")
     if not 0 < run.gpus_per_evaluation <= 1:
         raise ConfigError(f"run.gpus_per_evaluation = {run.gpus_per_evaluation} must lie in (0, 1]")
+
+
+def _check_objectives(config: Config) -> None:
+    evolution = config.evolution
+    objectives = list(evolution.objectives)
+    for name in objectives:
+        _choice("evolution.objectives", name, OBJECTIVES)
+    if not objectives or objectives[0] != "accuracy" or len(set(objectives)) != len(objectives):
+        raise ConfigError(
+            f"evolution.objectives = {objectives}: list accuracy first, then distinct costs to minimise "
+            f"(e.g. [\"accuracy\", \"flops\"]; costs: {', '.join(OBJECTIVES[1:])})"
+        )
+    if evolution.strategy == "nsga2" and len(objectives) < 2:
+        raise ConfigError(
+            "evolution.strategy = nsga2 trades accuracy against a cost: set evolution.objectives = "
+            "[\"accuracy\", \"flops\"] (or params), or use a single-objective strategy"
+        )
+    if len(objectives) > 1 and evolution.strategy not in MULTI_OBJECTIVE_STRATEGIES:
+        raise ConfigError(
+            f"evolution.objectives = {objectives} needs evolution.strategy = nsga2 (or random, a baseline); "
+            f"{evolution.strategy} maximises accuracy alone"
+        )
+
+
+def _check_constraints(config: Config) -> None:
+    """A limit no genome meets is refused now: the all-zero genome (one convolution per stage) is the
+    cheapest network of the space in FLOPs and in parameters."""
+    evolution = config.evolution
+    limits = {"max_flops": evolution.max_flops, "max_params": evolution.max_params}
+    for key, value in limits.items():
+        if value < 0:
+            raise ConfigError(f"evolution.{key} = {value} must be 0 (no limit) or a positive count")
+    if not any(limits.values()):
+        return
+    if evolution.strategy not in CONSTRAINED_STRATEGIES:
+        raise ConfigError(
+            f"evolution.max_flops and max_params limit a search; evolution.strategy = {evolution.strategy} measures "
+            "fixed architectures: set them to 0"
+        )
+    from genetic_cnn.cost import network_cost
+    from genetic_cnn.genome import Genome
+
+    preset = config.preset()
+    cheapest = network_cost(Genome.zeros(preset.nodes), preset)
+    for key, name, least in (("max_flops", "FLOPs", cheapest.flops), ("max_params", "parameters", cheapest.parameters)):
+        if limits[key] and limits[key] < least:
+            raise ConfigError(
+                f"evolution.{key} = {limits[key]:,}: no network of space.preset = {preset.name!r} meets it, the "
+                f"smallest (the all-zero genome) has {least:,} {name}; raise it to at least {least}"
+            )
 
 
 def _check_schedule(name: str, schedule: tuple[tuple[int, float], ...]) -> None:

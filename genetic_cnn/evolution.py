@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
+from genetic_cnn.cost import cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
 from genetic_cnn.fitness import check_fitness_inputs, check_stored_fitness, prepare_fitness
@@ -204,7 +205,7 @@ class Evolution:
 
     def run(self) -> list[GenerationSummary]:
         config = self.config
-        search = make_search(config.evolution, config.preset().nodes, config.run.seed)
+        search = make_search(config.evolution, config.preset().nodes, config.run.seed, cost_function(config.preset()))
         ledger = FitnessLedger(config.evolution.identity)
         recorder = RunRecorder(self.store, self.progress, self.echo)
         try:

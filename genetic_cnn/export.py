@@ -1,11 +1,12 @@
-"""A run's evaluations as CSV or JSON, for spreadsheets and other tools."""
+"""A run's evaluations, or its Pareto front (``genetic_cnn.front``), as CSV or JSON, for spreadsheets and other tools."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
+from typing import Any
 
 from genetic_cnn.records import EvaluationResult
 from genetic_cnn.store import RunStore
@@ -14,12 +15,25 @@ COLUMNS = [item.name for item in fields(EvaluationResult) if item.name != "extra
 
 
 def export_evaluations(run: RunStore, fmt: str) -> str:
-    rows = [{name: getattr(result, name) for name in COLUMNS} for result in run.evaluations()]
+    return _write([{name: getattr(result, name) for name in COLUMNS} for result in run.evaluations()], COLUMNS, fmt)
+
+
+def export_front(run: RunStore, fmt: str) -> str:
+    """The members of the run's Pareto front, most accurate first (rank 1); accuracy and FLOPs for a
+    single-objective run."""
+    from genetic_cnn.front import FrontMember, run_front
+    from genetic_cnn.rundata import RunData
+
+    columns = [item.name for item in fields(FrontMember)]
+    return _write([asdict(member) for member in run_front(RunData.load(run))], columns, fmt)
+
+
+def _write(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()

@@ -289,10 +289,33 @@ def _default_folder(preset: str) -> Path:
 
 
 # --------------------------------------------------------------------------------- CLI
+def genome_from_run(args: argparse.Namespace) -> str:
+    """GENOME, or member ``--front-rank`` of ``--run``'s Pareto front (its config.toml becomes the default --config)."""
+    if args.run is None:
+        if args.front_rank is not None:
+            raise UserError("--front-rank K names a member of a run's Pareto front: give the run with --run RUN")
+        if args.genome is None:
+            raise UserError("give the GENOME to train, or --run RUN --front-rank K for a member of a run's Pareto front")
+        return str(args.genome)
+    if args.genome is not None:
+        raise UserError(f"give either GENOME ({args.genome}) or --run {args.run}, not both")
+    from genetic_cnn.front import front_member
+    from genetic_cnn.rundata import RunData
+
+    data = RunData.load(args.run)  # a missing or damaged run: a one-line StoreError
+    if args.config is None and (args.run / "config.toml").is_file():
+        args.config = args.run / "config.toml"
+    member = front_member(data, args.front_rank if args.front_rank is not None else 1)
+    print_line(f"front member {member.rank} of {args.run}: {member.genome}, validation accuracy "
+               f"{100 * member.accuracy:.2f}%, {member.flops:,} FLOPs, {member.parameters:,} parameters")  # fmt: skip
+    return member.genome
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    genome = genome_from_run(args)
     config = resolve_config(args.config, args.set, args.preset, args.dataset)
     result = train_final(
-        args.genome, config, seeds=args.seeds, augment=args.augment, out=args.out, epochs=args.epochs,
+        genome, config, seeds=args.seeds, augment=args.augment, out=args.out, epochs=args.epochs,
         progress=not args.quiet, echo=print_line, force=args.force,
     )  # fmt: skip
     spread = f" ± {100 * result.std:.2f}" if len(result.seeds) > 1 else ""
@@ -309,9 +332,14 @@ def add_parser(subparsers: Any) -> None:
         "train", help="train a found genome on the full training set over several seeds; report test accuracy",
         description="Train GENOME from scratch on the full training set (training + validation), once per "
         "seed, and report test accuracy per seed and mean ± std. --epochs N rescales the schedule to N epochs, "
-        "keeping its phases in proportion. Writes seedK.pt (state dict), seedK.torchscript.pt and results.json.",
+        "keeping its phases in proportion. --run RUN --front-rank K trains member K (1 = the most accurate) of the "
+        "run's Pareto front instead of GENOME, with the run's config. Writes seedK.pt (state dict), seedK.torchscript.pt and results.json.",
     )  # fmt: skip
-    add_common_arguments(parser)
+    add_common_arguments(parser, genome_optional=True)
+    parser.add_argument("--run", type=Path, help="train a member of this run's Pareto front instead of GENOME "
+                        "(the run's config.toml is the default --config)")  # fmt: skip
+    parser.add_argument("--front-rank", type=int, metavar="K",
+                        help="with --run: member K of the front, 1 = the most accurate (default 1)")  # fmt: skip
     parser.add_argument("--epochs", type=int, help="total epochs; the schedule's phases keep their proportions")
     parser.add_argument("--augment", action="store_true",
                         help="random crop (pad 4 on 32x32) and, on CIFAR-10/100, horizontal flip")  # fmt: skip

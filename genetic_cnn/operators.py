@@ -131,7 +131,18 @@ def next_generation(
         parents = tournament_select(fitness, size, config.sample_size, rng)
     else:
         parents = roulette_select(fitness, size, rng)
-    offspring = [population[index] for index in parents]
+    offspring, crossed, mutated = vary([population[index] for index in parents], config, rng)
+    return offspring, GenerationLog(tuple(parents), tuple(crossed), tuple(mutated))
+
+
+def vary(
+    selected: Sequence[Genome], config: EvolutionConfig, rng: np.random.Generator
+) -> tuple[list[Genome], list[bool], list[bool]]:
+    """Algorithm 1's variation of the selected individuals (slot i is the i-th selected): crossover of
+    pairs, then mutation of the individuals not crossed (draw order 2 and 3 of the module docstring).
+    Returns the offspring and, per slot, whether it was crossed and whether it was mutated."""
+    size = len(selected)
+    offspring = list(selected)
     crossed = [False] * size
     for i in range(0, size - 1, 2):  # pairs (M_2n-1, M_2n), n = 1 ... floor(N/2)
         if rng.random() < config.p_crossover:
@@ -142,4 +153,4 @@ def next_generation(
         if not crossed[i] and rng.random() < config.p_mutation:
             offspring[i] = mutate(offspring[i], config.q_mutation, rng)
             mutated[i] = True
-    return offspring, GenerationLog(tuple(parents), tuple(crossed), tuple(mutated))
+    return offspring, crossed, mutated

@@ -307,6 +307,23 @@ def draw_run(data: RunData, out: Path) -> list[Path]:
         plot_diversity(data, out / "diversity.png"),
         plot_bit_frequency(data, out / "bit_frequency.png"),
         plot_time(data, out / "time.png"),
+        *_front_pictures(data, out),
+    ]
+
+
+def _front_pictures(data: RunData, out: Path) -> list[Path]:
+    """A multi-objective run's front and hypervolume (``genetic_cnn.front_plots``)."""
+    if len(data.config.evolution.objectives) < 2:
+        return []
+    from genetic_cnn.front import run_front
+    from genetic_cnn.front_plots import plot_front, plot_hypervolume
+
+    members = [(f"#{m.rank}   {m.genome}   fitness {pct(m.accuracy)}%, {m.flops:,} FLOPs, {m.parameters:,} parameters",
+                m.genome) for m in run_front(data)]  # fmt: skip
+    return [
+        plot_front(data, out / "front.png"),
+        plot_hypervolume(data, out / "hypervolume.png"),
+        plot_genomes(members, out / "front_networks.png", f"Pareto front's networks: {data.label}"),
     ]
 
 

@@ -114,6 +114,7 @@ def run_markdown(data: RunData, title: str) -> str:
         f"{'string' if evo.identity == 'string' else 'architecture'} with the highest fitness averaged over all its "
         "trained evaluations in the run.", "",
         "![best genome](best_genome.png)", "",
+        *front_markdown(data),
         f"## Top {TOP_ARCHITECTURES} architectures", "",
         "Distinct architectures (equivalent strings grouped by architecture key), ranked by the mean fitness "
         "over all their trained evaluations; the string shown is the one evaluated most often.", "",
@@ -152,6 +153,29 @@ def run_markdown(data: RunData, title: str) -> str:
              for e in errors[:20]],
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def front_markdown(data: RunData) -> list[str]:
+    """A multi-objective run's Pareto front: its members by rank, the picture, the hypervolume per generation."""
+    if len(data.config.evolution.objectives) < 2:
+        return []
+    from genetic_cnn.front import front_hypervolume, run_front
+
+    members = run_front(data)
+    lines = [
+        "## Pareto front", "",
+        f"Objectives: {', '.join(data.config.evolution.objectives)}. The individuals no other evaluated individual "
+        "beats in fitness and cost at once, most accurate first; train member K with "
+        f"`genetic-cnn train --run {data.folder} --front-rank K`. Hypervolume {front_hypervolume(data, members):.4f} "
+        "(error and costs scaled by the largest network's, reference point 1.1; docs/multi_objective.md).", "",
+    ]  # fmt: skip
+    lines += table(
+        ["rank", "genome", "fitness", "test", "FLOPs", "parameters", "evaluations"],
+        [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}", m.evaluations]
+         for m in members],
+    )  # fmt: skip
+    return lines + ["![Pareto front](front.png)", "", "![the front's networks](front_networks.png)", "",
+                    "![hypervolume](hypervolume.png)", ""]  # fmt: skip
 
 
 def points(value: float | None) -> str:
@@ -377,6 +401,10 @@ def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Pa
         "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.noise
         "generations": [asdict(row) for row in summaries],
     }
+    if len(data.config.evolution.objectives) > 1:
+        from genetic_cnn.front import front_summary
+
+        summary["pareto"] = front_summary(data)  # the front per generation and at the end (genetic_cnn.front)
     # Atomic: a full disk or a kill while writing leaves the previous summary whole, never half of one.
     fix = f"free disk space, then `genetic-cnn resume {store.folder}` writes it again"
     return write_atomically(store.folder / "summary.json", json.dumps(summary, indent=1) + "\n", fix)

@@ -5,7 +5,16 @@ The search proposes genomes (``ask``), someone else trains them, and the fitness
 failed) comes back as NaN, never as an exception. ``GeneticSearch`` is the paper's algorithm, ``RandomSearch`` the
 baseline at the same budget N(T+1), ``RegularizedSearch`` aging evolution (Real et al. 2019) at the
 same budget, ``CalibrationSearch`` the same architectures every generation (``genetic-cnn calibrate``),
-``TabulationSearch`` every architecture of the space once (``genetic-cnn tabulate``). No torch here.
+``TabulationSearch`` every architecture of the space once (``genetic-cnn tabulate``), ``NSGA2Search``
+accuracy against FLOPs or parameters (NSGA-II, ``genetic_cnn.pareto``). No torch here.
+
+Constraints (``evolution.max_flops``, ``max_params``; every strategy that breeds): a genome above a
+limit is never asked for, so never trained and never selected. Its cost is counted from the genome
+(``genetic_cnn.cost``). The initial generation draws each random genome again until it is feasible;
+a bred child that is not feasible is replaced by a mutated copy of its parent (the individual
+selected into its slot), drawn again until feasible, and after ``REPAIR_DRAWS`` draws by the parent
+itself (which is feasible). Random search draws each genome again until it is feasible. Without
+limits none of this draws anything, so unconstrained runs are those of earlier versions.
 
 Seeds: the search draws from ``default_rng(SeedSequence(seed))``; evaluation (generation, slot)
 trains with ``evaluation_seed(seed, generation, slot)``, from ``SeedSequence(seed, spawn_key=
@@ -23,10 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from genetic_cnn import pareto
 from genetic_cnn.config import IDENTITIES, STRATEGIES, EvolutionConfig
+from genetic_cnn.cost import CostOf
+from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
-from genetic_cnn.operators import GenerationLog, initialize, mutate, next_generation
+from genetic_cnn.operators import GenerationLog, initialize, mutate, next_generation, vary
+
+REPAIR_DRAWS = 100
+"""Mutated copies of its parent tried for an infeasible child before the parent itself takes its slot."""
+RANDOM_DRAWS = 100_000
+"""Random genomes drawn for one feasible genome before a limit is declared too tight for random drawing."""
 
 
 def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
@@ -43,11 +60,17 @@ class _GenerationalSearch:
     rule). True: each slot's own evaluation of this generation (regularized evolution, where a child
     enters the queue with its own evaluation)."""
 
-    def __init__(self, config: EvolutionConfig, nodes: Sequence[int], seed: int) -> None:
+    def __init__(self, config: EvolutionConfig, nodes: Sequence[int], seed: int, cost: CostOf | None = None) -> None:
         self.config, self.nodes, self.seed = config, tuple(nodes), seed
+        self.cost = cost
+        self.constrained = bool(config.max_flops or config.max_params)
+        if (self.constrained or len(config.objectives) > 1) and cost is None:
+            raise ValueError("a search with evolution.max_flops, max_params or cost objectives needs cost=")
         self._rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.generation = 0  # the generation ask() returns; T + 1 once done()
         self._population = self._initial_population()
+        if self.constrained:
+            self._population = [g if self.feasible(g) else self._random_feasible() for g in self._population]
 
     def ask(self) -> list[Genome]:
         """The current generation, to evaluate; the same list until ``tell``."""
@@ -80,6 +103,42 @@ class _GenerationalSearch:
         """The bit generator's state after the last step (JSON-serialisable), for the run database."""
         return dict(self._rng.bit_generator.state)
 
+    def feasible(self, genome: Genome) -> bool:
+        """Within ``evolution.max_flops`` and ``max_params`` (always, without limits)."""
+        if not self.constrained:
+            return True
+        assert self.cost is not None
+        cost = self.cost(genome)
+        return (not self.config.max_flops or cost.flops <= self.config.max_flops) and (
+            not self.config.max_params or cost.parameters <= self.config.max_params
+        )
+
+    def costs(self, genome: Genome) -> list[float]:
+        """The genome's cost objectives (``evolution.objectives`` after accuracy), to minimise."""
+        assert self.cost is not None
+        cost = self.cost(genome)
+        return [float(cost.value(name)) for name in self.config.objectives[1:]]
+
+    def _random_feasible(self) -> Genome:
+        for _ in range(RANDOM_DRAWS):
+            genome = initialize(self.nodes, 1, self._rng, mode="random")[0]
+            if self.feasible(genome):
+                return genome
+        raise UserError(
+            f"no feasible genome in {RANDOM_DRAWS:,} random draws: evolution.max_flops / max_params leave too "
+            "few networks for random drawing; raise them, or start from evolution.init = \"zeros\" (genetic, nsga2)"
+        )
+
+    def _feasible_child(self, child: Genome, parent: Genome) -> Genome:
+        """``child``, or when it breaks a limit a mutated copy of ``parent`` that does not (module docstring)."""
+        if self.feasible(child):
+            return child
+        for _ in range(REPAIR_DRAWS):
+            candidate = mutate(parent, self.config.q_mutation, self._rng)
+            if self.feasible(candidate):
+                return candidate
+        return parent
+
     def _initial_population(self) -> list[Genome]:
         raise NotImplementedError
 
@@ -104,7 +163,10 @@ class GeneticSearch(_GenerationalSearch):
         return initialize(self.nodes, self.config.population, self._rng, mode=self.config.init)
 
     def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
-        return next_generation(self._population, fitness, self.config, self._rng)
+        offspring, log = next_generation(self._population, fitness, self.config, self._rng)
+        if self.constrained:
+            offspring = [self._feasible_child(child, self._population[parent]) for child, parent in zip(offspring, log.parents)]
+        return offspring, log
 
 
 class RandomSearch(_GenerationalSearch):
@@ -118,6 +180,8 @@ class RandomSearch(_GenerationalSearch):
         return initialize(self.nodes, self.config.population, self._rng, mode="random")
 
     def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        if self.constrained:  # genome by genome: the same draws as one batch for the feasible ones
+            return [self._random_feasible() for _ in range(self.config.population)], None
         return initialize(self.nodes, self.config.population, self._rng, mode="random"), None
 
 
@@ -181,7 +245,7 @@ class RegularizedSearch(_GenerationalSearch):
             child = mutate(members[parent], self.config.q_mutation, self._rng)
             while redraw and child == members[parent]:
                 child = mutate(members[parent], self.config.q_mutation, self._rng)
-            children.append(child)
+            children.append(self._feasible_child(child, members[parent]))
         size = len(children)
         return children, GenerationLog(tuple(parents), (False,) * size, (True,) * size)
 
@@ -207,20 +271,65 @@ class TabulationSearch(_GenerationalSearch):
         return list(self._population), None
 
 
-Search = GeneticSearch | RandomSearch | RegularizedSearch | CalibrationSearch | TabulationSearch
+class NSGA2Search(_GenerationalSearch):
+    """NSGA-II (Deb et al. 2002) on accuracy (maximised) and the costs of ``config.objectives`` (minimised).
+
+    Generation 0 is N random genomes (``config.init``, as the genetic search's). Every ``tell``:
+    1. The pool is the survivors of the last tell and the generation just told; an individual in both
+       (the same identity, ``config.identity``) keeps its newest fitness, the mean of more evaluations.
+    2. Survival (elitist, mu + lambda): non-dominated sorting of the pool, whole fronts while they fit
+       in N, the last front cut by crowding distance (``pareto.survivors``).
+    3. Selection: N binary tournaments among the survivors on (front, crowding distance)
+       (``pareto.binary_tournament``: one ``rng.integers(0, n, (N, 2))``).
+    4. Variation: the paper's operators on the winners in slot order (``operators.vary``: pairs crossed
+       stage by stage with p_C and q_C, the others mutated with p_M and q_M).
+    A failed individual (NaN) ranks with accuracy -1, below every measured one. ``tell`` returns a
+    ``GenerationLog`` whose ``parents`` index the survivors (``survivors()`` after the tell).
+    """
+
+    def _initial_population(self) -> list[Genome]:
+        self._survivors: list[tuple[Genome, float]] = []
+        return initialize(self.nodes, self.config.population, self._rng, mode=self.config.init)
+
+    def survivors(self) -> list[tuple[Genome, float]]:
+        """The parents of the generation ``ask`` returns, with the fitness they were told."""
+        return list(self._survivors)
+
+    def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
+        pool: dict[str, tuple[Genome, float]] = {}
+        for genome, value in [*self._survivors, *zip(self._population, fitness)]:
+            identity = str(genome) if self.config.identity == "string" else architecture_key(genome)
+            pool.pop(identity, None)  # the newest fitness, in the newest place
+            pool[identity] = (genome, value)
+        members = list(pool.values())
+        objectives = pareto.objective_matrix([value for _, value in members], [self.costs(g) for g, _ in members])
+        kept = pareto.survivors(objectives, self.config.population)
+        self._survivors = [members[index] for index in kept]
+        rank, crowding = pareto.rank_and_crowding(objectives[kept])
+        parents = pareto.binary_tournament(rank, crowding, self.config.population, self._rng)
+        selected = [self._survivors[index][0] for index in parents]
+        offspring, crossed, mutated = vary(selected, self.config, self._rng)
+        if self.constrained:
+            offspring = [self._feasible_child(child, parent) for child, parent in zip(offspring, selected)]
+        return offspring, GenerationLog(tuple(parents), tuple(crossed), tuple(mutated))
+
+
+Search = GeneticSearch | RandomSearch | RegularizedSearch | CalibrationSearch | TabulationSearch | NSGA2Search
 SEARCHES: dict[str, type[_GenerationalSearch]] = {
     "genetic": GeneticSearch,
     "random": RandomSearch,
     "regularized": RegularizedSearch,
     "calibration": CalibrationSearch,
     "tabulation": TabulationSearch,
+    "nsga2": NSGA2Search,
 }
 
 
-def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int) -> Search:
-    """The search named by ``config.strategy`` (``config.STRATEGIES``)."""
+def make_search(config: EvolutionConfig, nodes: Sequence[int], seed: int, cost: CostOf | None = None) -> Search:
+    """The search named by ``config.strategy`` (``config.STRATEGIES``). ``cost``: what a genome costs
+    (``cost.cost_function``), needed by limits (``max_flops``, ``max_params``) and cost objectives."""
     if config.strategy in SEARCHES:
-        return SEARCHES[config.strategy](config, nodes, seed)  # type: ignore[return-value]
+        return SEARCHES[config.strategy](config, nodes, seed, cost)  # type: ignore[return-value]
     raise ValueError(f"evolution.strategy = {config.strategy!r} is not one of {', '.join(STRATEGIES)}")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import fmean
@@ -28,6 +28,7 @@ from statistics import fmean
 import numpy as np
 
 from genetic_cnn.config import EvolutionConfig
+from genetic_cnn.cost import NetworkCost
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.search import evaluation_seed, make_search
@@ -91,6 +92,10 @@ class Trace:
         return result
 
 
+Scalarize = Callable[[Sequence[Genome], Sequence[float]], list[float]]
+"""A generation's genomes and mean accuracies -> the fitness told to a single-objective search."""
+
+
 @lru_cache(maxsize=64)
 def evaluation_seeds(run_seed: int, generations: int, population: int) -> np.ndarray:
     """(generations, population) ``search.evaluation_seed`` of every slot: the same for every strategy
@@ -127,6 +132,11 @@ class TableLookup:
         kept = [c for c in range(self.table.validation.shape[1]) if c != column]
         return TableLookup(self.table, kept, self._index)
 
+    def cost(self, genome: Genome) -> NetworkCost:
+        """The parameters and FLOPs the table counted for ``genome``'s architecture."""
+        architecture = self.table.architectures[self.index(genome)]
+        return NetworkCost(architecture.parameters, architecture.flops)
+
     def index(self, genome: Genome) -> int:
         found = self._index.get(genome)
         if found is None:
@@ -134,12 +144,20 @@ class TableLookup:
         return found
 
 
-def simulate(lookup: TableLookup, config: EvolutionConfig, run_seed: int, noiseless: bool = False) -> Trace:
+def simulate(
+    lookup: TableLookup,
+    config: EvolutionConfig,
+    run_seed: int,
+    noiseless: bool = False,
+    scalarize: Scalarize | None = None,
+) -> Trace:
     """Run ``config``'s strategy with ``run_seed`` on the table (``lookup``); see the module docstring.
-    ``noiseless``: every evaluation reads the architecture's mean over all seeds (the oracle)."""
+    ``noiseless``: every evaluation reads the architecture's mean over all seeds (the oracle).
+    ``scalarize``: what the search is told instead of each generation's accuracies (a weighted sum of
+    accuracy and cost, ``genetic_cnn.pareto``'s comparison); ``Trace.told`` keeps the accuracies."""
     if config.reevaluate != "retrain":
         raise ValueError("simulate() evaluates every slot, as evolution.reevaluate = 'retrain' does")
-    search = make_search(config, lookup.nodes, run_seed)
+    search = make_search(config, lookup.nodes, run_seed, lookup.cost)
     own = search.tells_own_evaluation
     draws = SeedDraws(run_seed, lookup.seeds, one_shot=lookup.table.one_shot)
     lookups: dict[int, int] = {}
@@ -176,7 +194,7 @@ def simulate(lookup: TableLookup, config: EvolutionConfig, run_seed: int, noisel
         fitness = values_now if own else [fmean(evaluations[i]) if evaluations[i] else math.nan for i in names]
         populations.append(tuple(population))
         told.append(fitness)
-        search.tell(fitness)
+        search.tell(scalarize(population, fitness) if scalarize is not None else fitness)
     return Trace(np.array(architectures), np.array(identities), np.array(observations), np.array(observed),
                  tuple(populations), np.array(told))  # fmt: skip
 
