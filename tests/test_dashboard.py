@@ -4,7 +4,10 @@ the page in a real headless Chromium shows a run's numbers and updates by itself
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TINY, run_cli
+from conftest import TINY, cli_command, run_cli
 
 from genetic_cnn.config import load_config
 from genetic_cnn.dashboard import Dashboard, genome_svg, make_server
@@ -115,6 +118,29 @@ def test_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "not a run folder" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_several_runs_side_by_side(finished_run: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        shutil.copytree(finished_run, tmp_path / name / "run")
+    runs = json.loads(Dashboard([tmp_path / "a" / "run", tmp_path / "b" / "run"]).state())["runs"]
+    assert [run["name"] for run in runs] == ["a/run", "b/run"]
+    assert runs[0]["table"] == runs[1]["table"]
+
+
+def test_cli_serves_on_the_port_it_prints(finished_run: Path) -> None:
+    process = subprocess.Popen(cli_command("dashboard", str(finished_run), "--port", "0"), stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"dashboard: (http://127\.0\.0\.1:(\d+)/)  \(Ctrl-C to stop\)\n", line)
+        assert match and int(match[2]) > 0, line
+        with urllib.request.urlopen(match[1] + "api/state") as answer:
+            assert json.loads(answer.read())["runs"][0]["counts"]["trained"] == 12
+    finally:
+        process.terminate()  # SIGTERM stops it as Ctrl-C does
+        assert process.wait(timeout=30) == 0
+
+
 @pytest.fixture
 def served(run_copy: Path) -> Iterator[str]:
     server = make_server([run_copy], port=0)
@@ -174,8 +200,11 @@ def test_page_shows_the_run_and_updates_by_itself(served: str, run_copy: Path) -
         browser.get(served)
 
         def field(name: str) -> str:
-            found = browser.find_elements(By.CSS_SELECTOR, f'#run-0 [data-field="{name}"]')
-            return found[0].text if found else ""
+            # One script call: the page may redraw between finding an element and reading it.
+            return browser.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : '';",
+                f'#run-0 [data-field="{name}"]',
+            )
 
         wait_for(lambda: field("trained") == "12", 10)
         load_seconds = time.perf_counter() - started
@@ -190,7 +219,8 @@ def test_page_shows_the_run_and_updates_by_itself(served: str, run_copy: Path) -
                     for row in data.table() for s in [row.summary]]  # fmt: skip
         assert [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows] == expected
         assert len(browser.find_elements(By.CSS_SELECTOR, "#run-0 svg.chart")) == 6
-        assert browser.find_elements(By.CSS_SELECTOR, "#run-0 .genomes img")[0].get_attribute("naturalWidth") != "0"
+        drawn = "return [...document.querySelectorAll('#run-0 .genomes img')].map((i) => i.complete && i.naturalWidth);"
+        wait_for(lambda: all(browser.execute_script(drawn)), 20)  # the genomes' drawings came from the server
 
         # A new evaluation lands: the page shows it without being reloaded.
         with RunStore.open(run_copy) as store:

@@ -135,7 +135,7 @@ function bestGenomes(run) {
   if (!run.best.length) { return `<p class="muted">No trained evaluation yet.</p>`; }
   return `<div class="genomes">${run.best.map((c, i) => `<figure><figcaption>#${i + 1} <code>${esc(c.genome)}</code>: fitness ${pct(c.fitness)}%, ` +
     `test ${pct(c.test)}%, ${c.evaluations} evaluation${c.evaluations === 1 ? "" : "s"}</figcaption>` +
-    `<img alt="${esc(c.genome)}" loading="lazy" src="/genome.svg?genome=${encodeURIComponent(c.genome)}"></figure>`).join("")}</div>`;
+    `<img alt="${esc(c.genome)}" src="/genome.svg?genome=${encodeURIComponent(c.genome)}"></figure>`).join("")}</div>`;
 }
 
 function renderRun(run, index) {
