@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import TINY, count_trainings
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from genetic_cnn.config import load_config
-from genetic_cnn.evolution import start_run
+from genetic_cnn.evolution import resume_run, start_run
 from genetic_cnn.rundata import RunData
 from genetic_cnn.tensorboard import FOLDER, HPARAMS_RUN
 
@@ -75,3 +75,20 @@ def test_off_by_default(tmp_path: Path) -> None:
     folder = start_run(load_config(None, TINY + ["evolution.generations=0"]), out=tmp_path / "run", progress=False,
                        echo=silent)  # fmt: skip
     assert not (folder / FOLDER).exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_appends_without_writing_anything_twice(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "run"
+    stopper = count_trainings(monkeypatch, stop_at=6)  # in generation 1, slot 2
+    with pytest.raises(KeyboardInterrupt):
+        start_run(load_config(None, TINY + ["run.tensorboard=true"]), out=folder, progress=False, echo=silent)
+    assert stopper.count == 6
+    monkeypatch.undo()
+    resume_run(folder, progress=False, echo=silent)
+    resumed, uninterrupted = read(folder / FOLDER), read(run / FOLDER)
+    for tag in ("evaluation/validation_accuracy", "evaluation/best_so_far", "generation/max", "generation/mean"):
+        assert values(resumed, tag) == values(uninterrupted, tag), tag  # each step once, the same values
+    assert [image.step for image in resumed.Images("best_genome")] == [0, 1, 2]
