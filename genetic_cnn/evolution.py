@@ -128,6 +128,7 @@ class RunRecorder:
                                          disable=not progress)  # fmt: skip
         self._slots: Any = None
         self._board: Any = None
+        self._finished_before = store.status == "finished"  # a resume that only replays writes no second HParams
         if store.config.run.tensorboard:
             from genetic_cnn.tensorboard import TensorBoardLog
 
@@ -184,7 +185,7 @@ class RunRecorder:
     def finish(self) -> list[GenerationSummary]:
         self.store.set_status("finished")
         path = write_summary(self.store, self.summaries)
-        if self._board is not None:
+        if self._board is not None and not self._finished_before:
             import json
 
             summary = json.loads(path.read_text(encoding="utf-8"))

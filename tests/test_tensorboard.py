@@ -92,3 +92,7 @@ def test_a_resumed_run_appends_without_writing_anything_twice(
     for tag in ("evaluation/validation_accuracy", "evaluation/best_so_far", "generation/max", "generation/mean"):
         assert values(resumed, tag) == values(uninterrupted, tag), tag  # each step once, the same values
     assert [image.step for image in resumed.Images("best_genome")] == [0, 1, 2]
+    resume_run(folder, progress=False, echo=silent)  # finished: replays only, and writes nothing again
+    again = read(folder / FOLDER)
+    assert values(again, "evaluation/validation_accuracy") == values(uninterrupted, "evaluation/validation_accuracy")
+    assert len(read(folder / FOLDER / HPARAMS_RUN).Scalars("hparam/best_fitness")) == 1
