@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -110,6 +111,14 @@ def test_bad_folders_are_refused(tmp_path: Path, finished_run: Path) -> None:
         Dashboard([tmp_path])
     with pytest.raises(UserError, match="twice"):
         Dashboard([finished_run, finished_run])
+
+
+def test_a_port_in_use_is_refused_with_what_to_do(finished_run: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(UserError, match="choose another --port"):
+            make_server([finished_run], port=taken.getsockname()[1])
 
 
 def test_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
