@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 # Modules that add their own subcommand with ``add_parser(subparsers)``; imported cheaply (no torch).
 FEATURE_COMMANDS = ("genetic_cnn.report", "genetic_cnn.calibrate", "genetic_cnn.tabulate", "genetic_cnn.final",
-                    "genetic_cnn.lr_find")
+                    "genetic_cnn.lr_find", "genetic_cnn.dashboard", "genetic_cnn.saved")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -160,6 +160,10 @@ class TrainConfig:
     plateau_patience: int = 2
     early_stopping: int = 0
     """Stop after this many epochs without a lower validation loss; 0 = off."""
+    learning_curves: bool = True
+    """Measure the validation accuracy after every epoch, not only after the last, for the learning
+    curves kept in the run database (one validation pass per epoch; training is unchanged). Off: the
+    curves hold the training loss of every epoch and the validation accuracy of the last."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ class RunConfig:
     """Ray GPU share of one evaluation; below 1 lets small networks share a GPU."""
     out: str = ""
     """Run folder; empty = ``runs/<dataset>-<strategy>-<fitness method>-<time>``."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files under ``RUN/tensorboard/`` (needs the ``tensorboard`` extra)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import torch
 
@@ -15,7 +15,7 @@ from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.network import build_network
 from genetic_cnn.presets import NetworkPreset
-from genetic_cnn.records import DIVERGED, FAILED, OK, EvaluationResult, EvaluationTask
+from genetic_cnn.records import CURVE, DIVERGED, FAILED, OK, EvaluationResult, EvaluationTask
 from genetic_cnn.train import evaluate_model, train_model
 
 
@@ -72,15 +72,16 @@ class Evaluator:
         result = train_model(
             model, self.datasets.train, self.datasets.validation, self.config.train,
             seed=task.seed, device=self.device, progress=self.progress, batch_size=batch_size,
-            channels_last=self.config.run.channels_last,
+            channels_last=self.config.run.channels_last, learning_curve=self.config.train.learning_curves,
         )  # fmt: skip
         key = architecture_key(genome)
+        extra = {CURVE: [list(astuple(point)) for point in result.curve]}
         if result.diverged:
             return EvaluationResult(
                 task.generation, task.slot, task.genome, key, task.seed, DIVERGED,
                 accuracy=0.0, train_loss=_finite_or_none(result.train_loss), epochs=result.epochs,
                 seconds=time.perf_counter() - start, error="training loss became NaN or infinite",
-                batch_size=batch_size,
+                batch_size=batch_size, extra=extra,
             )  # fmt: skip
         test_accuracy, _ = evaluate_model(
             model, self.datasets.test, self.config.train.eval_batch_size, self.device,
@@ -90,7 +91,7 @@ class Evaluator:
             task.generation, task.slot, task.genome, key, task.seed, OK,
             accuracy=result.accuracy, test_accuracy=test_accuracy, loss=result.loss,
             train_loss=result.train_loss, epochs=result.epochs, seconds=time.perf_counter() - start,
-            batch_size=batch_size,
+            batch_size=batch_size, extra=extra,
         )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from genetic_cnn.report import write_summary
 from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
 from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
 from genetic_cnn.summary import GenerationSummary
+from genetic_cnn.tensorboard import check_tensorboard
 
 if TYPE_CHECKING:
     from genetic_cnn.arrays import LabelledImages
@@ -141,6 +142,13 @@ class RunRecorder:
         self._generations = progress_bar(total=store.config.evolution.generations + 1, desc="generations", unit="gen",
                                          disable=not progress)  # fmt: skip
         self._slots: Any = None
+        self._board: Any = None
+        self._finished_before = store.status == "finished"  # a resume that only replays writes no second HParams
+        if store.config.run.tensorboard:
+            from genetic_cnn.tensorboard import TensorBoardLog
+
+            best = max((e.fitness_input for e in self._stored.values() if e.trained), default=0.0)
+            self._board = TensorBoardLog(store.folder, store.config, len(self._stored), best)
         self.echo(GenerationSummary.HEADER)
 
     def stored(self, generation: int) -> dict[int, EvaluationResult]:
@@ -154,6 +162,8 @@ class RunRecorder:
     def evaluation(self, result: EvaluationResult) -> None:
         self.store.add_evaluation(result)  # committed now: a crash loses at most the evaluations running
         self._slots.update(1)
+        if self._board is not None:
+            self._board.evaluation(result)
 
     def generation(
         self, generation: int, population: Sequence[Genome], fitness: Sequence[float], rng_state: dict[str, Any],
@@ -173,6 +183,8 @@ class RunRecorder:
                 generation, genomes, tuple(fitness), rng_state, log.to_dict() if log else None, seconds, time.time()
             ))  # fmt: skip
         summary = GenerationSummary.of(generation, genomes, fitness, results)
+        if self._board is not None and generation not in self._recorded:  # a replayed generation was written before
+            self._board.generation(summary)
         self.summaries.append(summary)
         self.echo(summary.line())
         self._generations.update(1)
@@ -182,10 +194,17 @@ class RunRecorder:
         if self._slots is not None:
             self._slots.close()
         self._generations.close()
+        if self._board is not None:
+            self._board.close()  # on every way out (finish writes the hyper-parameters into a folder of their own)
 
     def finish(self) -> list[GenerationSummary]:
         self.store.set_status("finished")
-        write_summary(self.store, self.summaries)
+        path = write_summary(self.store, self.summaries)
+        if self._board is not None and not self._finished_before:
+            import json
+
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            self._board.finish(summary["best_fitness"], summary["best_test_accuracy"])
         return self.summaries
 
 
@@ -473,6 +492,7 @@ def check_inputs(config: Config, own: LabelledImages | None = None) -> None:
     from genetic_cnn.device import resolve_device
 
     resolve_device(config.run.device)
+    check_tensorboard(config)
     if config.evolution.strategy in ("calibration", "tabulation"):
         from genetic_cnn.space import architectures
 

@@ -43,7 +43,7 @@ from genetic_cnn.errors import UserError
 from genetic_cnn.files import plural
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
-from genetic_cnn.saved import RESULTS, save_trained
+from genetic_cnn.saved import RESULTS, check_onnx_exporter, save_trained
 
 if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI starts fast
     import torch
@@ -76,7 +76,7 @@ class FinalResult:
     train_images: int
     test_images: int
     files: tuple[dict[str, str], ...]
-    """Per seed: ``weights`` (state dict) and ``torchscript`` paths."""
+    """Per seed: ``weights`` (state dict) and ``torchscript`` paths, and ``onnx`` when asked for."""
     out: str
     """The folder holding the files and ``results.json``."""
     seconds: float
@@ -173,6 +173,7 @@ def train_final(
     progress: bool = False,
     echo: Echo | None = None,
     force: bool = False,
+    onnx: bool = False,
 ) -> FinalResult:
     """Train ``genome`` on ``config``'s full training set once per seed; test it; save the models.
 
@@ -180,12 +181,14 @@ def train_final(
     ``epochs``: rescale ``config.train``'s schedule to this many epochs (``scale_schedule``).
     ``out``: folder for the weights, TorchScript exports and ``results.json`` (default
     ``runs/final-<preset>-<time>``); files already there are refused unless ``force``. ``echo``
-    receives one line per seed.
+    receives one line per seed. ``onnx``: also ``seedK.onnx`` beside each TorchScript file.
     """
     started = time.perf_counter()
     seed_list = _seed_list(seeds, config.run.seed)
     train_config = scale_schedule(config.train, epochs) if epochs is not None else config.train
     parsed = parse_genome(genome, config.preset())  # fail fast, before importing torch or reading data
+    if onnx:
+        check_onnx_exporter()
 
     import torch
 
@@ -195,7 +198,7 @@ def train_final(
     from genetic_cnn.train import evaluate_model
 
     folder = Path(out) if out is not None else _default_folder(config.preset().name)
-    existing = [name for name in output_names(seed_list) if (folder / name).exists()]
+    existing = [name for name in output_names(seed_list, onnx) if (folder / name).exists()]
     if existing and not force:  # refused before the data are read (and a folder's decoded images cached)
         raise UserError(
             f"--out {folder} already holds {', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}; "
@@ -234,7 +237,7 @@ def train_final(
             "dataset": datasets.name, "normalization": {"mean": list(datasets.mean), "std": list(datasets.std)},
             "test_accuracy": accuracy,
         }  # fmt: skip
-        files.append(save_trained(model.cpu(), folder / f"seed{seed}", metadata))
+        files.append(save_trained(model.cpu(), folder / f"seed{seed}", metadata, onnx=onnx))
         say(f"seed {seed}: test accuracy {100 * accuracy:.2f}%  ({files[-1]['torchscript']})")
         # Rewritten after every seed, so the seeds done so far are described even if a later one is stopped.
         result = FinalResult(
@@ -257,9 +260,10 @@ def train_final(
 
 
 # --------------------------------------------------------------------------------- helpers
-def output_names(seeds: Sequence[int]) -> list[str]:
+def output_names(seeds: Sequence[int], onnx: bool = False) -> list[str]:
     """The files ``train_final`` writes into its folder for ``seeds``."""
-    return [name for seed in seeds for name in (f"seed{seed}.pt", f"seed{seed}.torchscript.pt")] + [RESULTS]
+    suffixes = (".pt", ".torchscript.pt", ".onnx") if onnx else (".pt", ".torchscript.pt")
+    return [f"seed{seed}{suffix}" for seed in seeds for suffix in suffixes] + [RESULTS]
 
 
 def _seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
@@ -316,7 +320,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = resolve_config(args.config, args.set, args.preset, args.dataset)
     result = train_final(
         genome, config, seeds=args.seeds, augment=args.augment, out=args.out, epochs=args.epochs,
-        progress=not args.quiet, echo=print_line, force=args.force,
+        progress=not args.quiet, echo=print_line, force=args.force, onnx=args.onnx,
     )  # fmt: skip
     spread = f" ± {100 * result.std:.2f}" if len(result.seeds) > 1 else ""
     print(f"genome {result.genome} on {result.dataset} ({result.preset}), {plural(result.epochs, 'epoch')}, "
@@ -346,5 +350,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from run.seed on (default 1)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/final-<preset>-<time>)")
     parser.add_argument("--force", action="store_true", help="overwrite the files of an earlier train in --out")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write seedK.onnx (needs pip install 'genetic-cnn[onnx]'; runs in onnxruntime)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_train)

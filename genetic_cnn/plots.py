@@ -9,6 +9,7 @@ module only when drawing: it loads matplotlib.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,6 +142,42 @@ def plot_mean_fitness(datas: Sequence[RunData], path: Path) -> Path:
     _generation_axis(ax)
     ax.set_title("Mean (solid) and max (dashed) fitness per generation")
     ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_learning_curves(data: RunData, path: Path) -> Path:
+    """Training loss and validation accuracy per epoch of every trained evaluation; the best one's
+    (highest validation accuracy) in colour, the others thin and grey."""
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2)
+    curves = data.curves()
+    best = max((e for e in data.evaluations if (e.generation, e.slot) in curves and e.status == "ok"),
+               key=lambda e: e.accuracy, default=None)  # fmt: skip
+    best_place = (best.generation, best.slot) if best is not None else None
+    for place, curve in curves.items():
+        epochs = [point[0] + 1 for point in curve]
+        losses = [math.nan if point[1] is None else point[1] for point in curve]
+        accuracies = [math.nan if point[2] is None else point[2] for point in curve]
+        style = {"color": "#999999", "lw": 0.8, "alpha": 0.4} if place != best_place else {
+            "color": COLOURS[2], "lw": 2.2, "zorder": 3, "label": f"best evaluation (generation {place[0]}, slot {place[1]})"}
+        left.plot(epochs, losses, marker="." if len(epochs) < 4 else None, **style)
+        right.plot(epochs, accuracies, marker="." if len(epochs) < 4 else None, **style)
+    if not curves:
+        for ax in (left, right):
+            ax.text(0.5, 0.5, "no learning curves recorded (a run of an older version)", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=10, color="#555555")  # fmt: skip
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    left.set_ylabel("training loss (epoch mean)")
+    _percent_axis(right, "validation accuracy")
+    left.set_title("Training loss per epoch")
+    right.set_title("Validation accuracy per epoch")
+    if best_place is not None:
+        left.legend(loc="upper right", fontsize=9)
+    fig.suptitle(f"Learning curves of {plural(len(curves), 'trained evaluation')}: {data.label}")
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -304,6 +341,7 @@ def draw_run(data: RunData, out: Path) -> list[Path]:
             f"Top {len(top)} architectures: {data.label}",
         ),  # fmt: skip
         plot_noise(data, out / "noise.png"),
+        plot_learning_curves(data, out / "learning_curves.png"),
         plot_diversity(data, out / "diversity.png"),
         plot_bit_frequency(data, out / "bit_frequency.png"),
         plot_time(data, out / "time.png"),

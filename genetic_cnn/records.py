@@ -8,6 +8,13 @@ from typing import Any
 OK, DIVERGED, FAILED, REUSED = "ok", "diverged", "failed", "reused"
 STATUSES = (OK, DIVERGED, FAILED, REUSED)
 
+CURVE = "curve"
+"""``EvaluationResult.extra[CURVE]``: the evaluation's learning curve, a list of
+``[epoch, train_loss, validation_accuracy, validation_loss]`` (epochs from 0; the validation
+values None for an epoch not validated). The run database keeps it in a table of its own."""
+
+CurvePoint = tuple[int, float | None, float | None, float | None]
+
 
 @dataclass(frozen=True)
 class EvaluationTask:
@@ -52,6 +59,11 @@ class EvaluationResult:
     @property
     def trained(self) -> bool:
         return self.status != REUSED
+
+    @property
+    def curve(self) -> list[CurvePoint]:
+        """The learning curve the evaluation recorded (``CURVE``); empty when none was."""
+        return [(int(e), t, a, v) for e, t, a, v in self.extra.get(CURVE, [])]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -108,6 +108,13 @@ def run_markdown(data: RunData, title: str) -> str:
         "The highest validation accuracy of any single trained evaluation, against the number of trained "
         "evaluations (the search's cost) and against wall time since the run was created.", "",
         "![best so far](best_so_far.png)", "",
+        "## Learning curves", "",
+        "The training loss (mean over each epoch) and the validation accuracy after each epoch of every trained "
+        "evaluation, kept in the run database as the evaluations land; the evaluation with the highest validation "
+        "accuracy in colour. The last point of a validation curve is the accuracy told to the search."
+        + ("" if data.curves() else " This run recorded none: its database was written by a version that did not "
+           "keep them."), "",
+        "![learning curves](learning_curves.png)", "",
         "## Best genome", "",
         f"{code(best.genome)} (architecture key {code(best.key)}): fitness {pct(best.fitness)}% over "
         f"{plural(best.evaluations, 'trained evaluation')}, test accuracy {pct(best.test_accuracy)}%. It is the "

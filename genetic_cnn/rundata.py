@@ -26,7 +26,7 @@ from genetic_cnn.config import Config
 from genetic_cnn.genome import Genome, edge_list
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.noise import FitnessNoise, fitness_noise, noise_by_generation
-from genetic_cnn.records import OK, REUSED, EvaluationResult
+from genetic_cnn.records import OK, REUSED, CurvePoint, EvaluationResult
 from genetic_cnn.store import GenerationRecord, RunStore, load_run
 from genetic_cnn.summary import GenerationSummary
 
@@ -184,6 +184,10 @@ class RunData:
             seconds.append(max(0.0, finished - self.created_at))
             best.append(top)
         return counts, seconds, best
+
+    def curves(self) -> dict[tuple[int, int], list[CurvePoint]]:
+        """Learning curves by (generation, slot) of the evaluations that recorded one (``records.CURVE``)."""
+        return {(e.generation, e.slot): e.curve for e in self.evaluations if e.curve}
 
     def diversity(self) -> list[tuple[int, int, int]]:
         """(generation, distinct strings, distinct architectures) of each population."""

@@ -22,11 +22,13 @@ from typing import Any
 
 from genetic_cnn.config import Config, ConfigError, config_from_dict
 from genetic_cnn.errors import UserError
-from genetic_cnn.records import EvaluationResult
+from genetic_cnn.records import CURVE, CurvePoint, EvaluationResult
 
 DATABASE = "run.db"
 LOCK = ".lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: meta, evaluations, generations. 2 adds ``curves``; a version-1 database gains it when opened for
+writing (``resume``) and reads as one without curves when opened read-only."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE TABLE IF NOT EXISTS generations (
     generation INTEGER PRIMARY KEY, genomes TEXT NOT NULL, fitness TEXT NOT NULL,
     rng_state TEXT NOT NULL, log TEXT, seconds REAL NOT NULL, finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS curves (
+    generation INTEGER NOT NULL, slot INTEGER NOT NULL, epoch INTEGER NOT NULL, train_loss REAL,
+    validation_accuracy REAL, validation_loss REAL, PRIMARY KEY (generation, slot, epoch)
 );
 """
 
@@ -153,6 +159,8 @@ class RunStore:
         store = cls._connect(folder, readonly=readonly)
         try:
             store._check()
+            if not readonly:
+                store._migrate()
         except StoreError:
             store.close()
             raise
@@ -191,6 +199,20 @@ class RunStore:
                 f"{self.path} was written by a newer genetic-cnn (database schema {version}; this version reads "
                 f"{SCHEMA_VERSION}); upgrade genetic-cnn (pip install -U genetic-cnn) to read it"
             )
+
+    def _migrate(self) -> None:
+        """Bring a database of an older version to this schema; only tables are added, nothing changes."""
+        if int(self.meta("schema_version", 1)) >= SCHEMA_VERSION:
+            return
+        with self._write():
+            self._db.executescript(SCHEMA)
+            self._set_meta("schema_version", SCHEMA_VERSION)
+
+    @property
+    def has_curves(self) -> bool:
+        """Whether the database has the learning-curve table (a version-1 one opened read-only has not)."""
+        row = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='curves'").fetchone()
+        return row is not None
 
     def lock(self) -> None:
         """Only one process writes a run: a second one is refused, never allowed to interleave."""
@@ -253,14 +275,21 @@ class RunStore:
             self._set_meta("status", status)
 
     def add_evaluation(self, result: EvaluationResult) -> None:
+        """Commit one result; its learning curve (``extra["curve"]``) goes into the ``curves`` table."""
         row = result.to_dict()
-        row["extra"] = json.dumps(row["extra"])
+        curve = result.curve
+        row["extra"] = json.dumps({name: value for name, value in row["extra"].items() if name != CURVE})
         values = [row[name] for name in _EVALUATION_COLUMNS] + [time.time()]
         with self._write():
             self._db.execute(
                 f"INSERT OR REPLACE INTO evaluations ({', '.join(_EVALUATION_COLUMNS)}, finished_at) "
                 f"VALUES ({', '.join('?' * (len(values)))})",
                 values,
+            )
+            self._db.execute("DELETE FROM curves WHERE generation = ? AND slot = ?", (result.generation, result.slot))
+            self._db.executemany(
+                "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+                [(result.generation, result.slot, *point) for point in curve],
             )
 
     def add_generation(self, record: GenerationRecord) -> None:
@@ -312,12 +341,35 @@ class RunStore:
             rows = self._db.execute(query + " ORDER BY generation, slot", params).fetchall()
         except sqlite3.Error as error:
             raise _storage_error(error, self.path) from None
+        curves = self.curves(generation)
         results = []
         for row in rows:
             values = dict(zip(_EVALUATION_COLUMNS, row))
             values["extra"] = json.loads(values["extra"])
+            curve = curves.get((values["generation"], values["slot"]))
+            if curve:  # read back as it was given to add_evaluation
+                values["extra"][CURVE] = [list(point) for point in curve]
             results.append(EvaluationResult(**values))
         return results
+
+    def curves(self, generation: int | None = None) -> dict[tuple[int, int], list[CurvePoint]]:
+        """Learning curves by (generation, slot): (epoch, train_loss, validation_accuracy,
+        validation_loss) per epoch; empty for a database written before curves were kept."""
+        if not self.has_curves:
+            return {}
+        query = "SELECT generation, slot, epoch, train_loss, validation_accuracy, validation_loss FROM curves"
+        params: tuple[int, ...] = ()
+        if generation is not None:
+            query += " WHERE generation = ?"
+            params = (generation,)
+        try:
+            rows = self._db.execute(query + " ORDER BY generation, slot, epoch", params).fetchall()
+        except sqlite3.Error as error:
+            raise _storage_error(error, self.path) from None
+        curves: dict[tuple[int, int], list[CurvePoint]] = {}
+        for g, slot, *point in rows:
+            curves.setdefault((g, slot), []).append(tuple(point))  # type: ignore[arg-type]
+        return curves
 
     def evaluation_times(self) -> list[float]:
         """When each evaluation was committed (seconds since the epoch), in (generation, slot) order."""

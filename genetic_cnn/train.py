@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Protocol
 
 import torch
@@ -39,6 +39,17 @@ GPU_DIVERGENCE_CHECK_EVERY = 50
 
 
 @dataclass(frozen=True)
+class EpochPoint:
+    """One epoch of a learning curve: its mean training loss, and the validation split measured on the
+    weights it ended with (None when that epoch was not validated)."""
+
+    epoch: int
+    train_loss: float
+    validation_accuracy: float | None = None
+    validation_loss: float | None = None
+
+
+@dataclass(frozen=True)
 class TrainResult:
     accuracy: float
     """On the validation split, in [0, 1]."""
@@ -53,6 +64,8 @@ class TrainResult:
     seconds: float
     rates: tuple[float, ...] = ()
     """The learning rate each epoch began with."""
+    curve: tuple[EpochPoint, ...] = ()
+    """What each completed epoch measured (the learning curve)."""
 
 
 def total_epochs(config: TrainConfig) -> int:
@@ -136,6 +149,8 @@ class FitResult:
     """The learning rate each epoch began with, as the optimizer really had it."""
     validation: tuple[float, float] | None
     """(accuracy, loss) on the validation split of the final weights, when measured after the last epoch."""
+    curve: tuple[EpochPoint, ...] = ()
+    """Each completed epoch's training loss, and its validation accuracy and loss when measured."""
 
 
 BatchHook = Callable[[int, float], bool]
@@ -170,6 +185,7 @@ def fit(
     on_epoch: Callable[[int, float], None] | None = None,
     progress: bool = False,
     checkpoint: EpochCheckpoint | None = None,
+    validate_each_epoch: bool = False,
 ) -> FitResult:
     """The one training loop: train ``model`` in place on ``train`` with ``config``'s optimizer and schedule.
 
@@ -178,8 +194,10 @@ def fit(
     from a CPU generator seeded with ``seed``, so the same model, data and seed give bit-identical
     results on CPU.
 
-    - ``validation``: measured after each epoch when the schedule needs it (plateau, early stopping);
-      without it the plateau scheduler watches the training loss and early stopping is off.
+    - ``validation``: measured after each epoch when the schedule needs it (plateau, early stopping)
+      or ``validate_each_epoch`` asks for it (learning curves); without it the plateau scheduler
+      watches the training loss and early stopping is off. Measuring changes nothing in training:
+      eval mode, no gradients, no random numbers drawn.
     - ``augment(batch)``: applied to every training batch (e.g. ``data.augment_batch``).
     - ``step_rates``: the learning rate of every step instead of the epoch schedule; training stops
       after ``len(step_rates)`` steps (the range test).
@@ -216,12 +234,13 @@ def fit(
         each_epoch = False
     else:
         epoch_count = total_epochs(config)
-        each_epoch = val_images is not None and needs_validation_each_epoch(config)
+        each_epoch = val_images is not None and (validate_each_epoch or needs_validation_each_epoch(config))
 
     best_loss, stale = math.inf, 0
     measured: tuple[float, float] | None = None  # (accuracy, loss) of the current weights
     train_loss, epochs_run, steps, diverged, stopped = math.nan, 0, 0, False, False
     rates: list[float] = []
+    curve: list[EpochPoint] = []
     first_epoch = 0
     saved = checkpoint.load() if checkpoint is not None and step_rates is None else None
     if saved is not None:
@@ -234,6 +253,7 @@ def fit(
         first_epoch = epochs_run = saved["epochs"]
         train_loss, steps, rates = saved["train_loss"], saved["steps"], list(saved["rates"])
         best_loss, stale = saved["best_loss"], saved["stale"]
+        curve = [EpochPoint(*point) for point in saved.get("curve", [])]  # a checkpoint of an older version has none
     bar = progress_bar(total=len(step_rates) if step_rates is not None else epoch_count, desc="train",
                        unit="batch" if step_rates is not None else "epoch", leave=False, disable=not progress,
                        initial=first_epoch)  # fmt: skip
@@ -284,6 +304,7 @@ def fit(
             assert val_images is not None and val_labels is not None
             measured = _evaluate(model, val_images, val_labels, config.eval_batch_size)
             validation_loss = measured[1]
+        curve.append(EpochPoint(epoch, train_loss, *(measured or (None, None))))
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.4f}", **({"val": f"{validation_loss:.4f}"} if each_epoch else {}))
         # Without a held-out split the plateau scheduler watches the training loss.
@@ -300,11 +321,12 @@ def fit(
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "shuffle": shuffle.get_state(), "torch_rng": torch.get_rng_state(), "epochs": epochs_run,
                 "train_loss": train_loss, "steps": steps, "rates": rates, "best_loss": best_loss, "stale": stale,
+                "curve": [astuple(point) for point in curve],
             })  # fmt: skip
         if config.early_stopping and stale >= config.early_stopping:
             break
     bar.close()
-    return FitResult(train_loss, epochs_run, steps, diverged, tuple(rates), measured)
+    return FitResult(train_loss, epochs_run, steps, diverged, tuple(rates), measured, tuple(curve))
 
 
 def _set_rate(optimizer: Optimizer, rate: float) -> None:
@@ -323,26 +345,28 @@ def train_model(
     progress: bool = False,
     batch_size: int | None = None,
     channels_last: bool = True,
+    learning_curve: bool = True,
 ) -> TrainResult:
     """The search's training: ``fit`` on ``train``, then the final weights measured on ``validation``.
 
     ``batch_size`` overrides ``config.batch_size`` (a caller retries at half the batch after running
     out of GPU memory). ``channels_last`` (the default) as in ``fit``: oneDNN's and cuDNN's
     convolutions are faster that way (benchmarks/levers.py); a run stays bit-identical for a seed.
+    ``learning_curve``: validate after every epoch, not only after the last (``TrainResult.curve``).
     """
     started = time.perf_counter()
     if len(train) == 0 or len(validation) == 0:
         raise ValueError("train_model needs non-empty training and validation splits")
     fitted = fit(
         model, train, config, seed=seed, device=device, validation=validation, batch_size=batch_size,
-        channels_last=channels_last, progress=progress,
+        channels_last=channels_last, progress=progress, validate_each_epoch=learning_curve,
     )  # fmt: skip
     accuracy, validation_loss = fitted.validation or evaluate_model(
         model, validation, config.eval_batch_size, device, channels_last=channels_last
     )
     return TrainResult(
         accuracy, validation_loss, fitted.train_loss, fitted.epochs, fitted.diverged,
-        time.perf_counter() - started, fitted.rates,
+        time.perf_counter() - started, fitted.rates, fitted.curve,
     )  # fmt: skip
 
 

@@ -69,6 +69,8 @@ MANY = [
     "run.channels_last=false",
     "run.reuse_memory=true",
     "run.gpus_per_evaluation=0.25",
+    "run.tensorboard=true",
+    "train.learning_curves=false",
 ]
 
 
