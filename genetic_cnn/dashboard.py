@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from genetic_cnn.cost import cost_function
 from genetic_cnn.errors import UserError
+from genetic_cnn.front import front_summary, individuals
 from genetic_cnn.records import DIVERGED, FAILED, OK, REUSED
-from genetic_cnn.rundata import TOP_ARCHITECTURES, RunData, distinct_names
+from genetic_cnn.rundata import TOP_ARCHITECTURES, RunData, distinct_names, parse_genome
 from genetic_cnn.store import DATABASE, RunStore
 
 HOST = "127.0.0.1"
@@ -60,9 +62,8 @@ def run_state(data: RunData) -> dict[str, Any]:
         "population": evo.population,
         "generations_planned": evo.generations + 1,
         "created_at": data.created_at,
-        # One objective today. A multi-objective search adds its names here, and the page then shows
-        # the Pareto front in the place it keeps for it (``renderPareto`` in dashboard.js).
-        "objectives": ["validation accuracy"],
+        "objectives": list(evo.objectives),
+        "pareto": pareto_state(data) if len(evo.objectives) > 1 else None,
         "counts": {"trained": len(trained), "reused": counts[REUSED], "failed": counts[FAILED],
                    "diverged": counts[DIVERGED], "ok": counts[OK]},  # fmt: skip
         "table": [
@@ -93,6 +94,19 @@ def run_state(data: RunData) -> dict[str, Any]:
             for (g, slot), curve in sorted(data.curves().items())
         ],  # fmt: skip
     }
+
+
+def pareto_state(data: RunData) -> dict[str, Any]:
+    """A multi-objective run's front as the page draws it: summary.json's ``pareto`` entry (``front.front_summary``:
+    the final front, each generation's front and hypervolume) plus every measured individual with its costs, the
+    scatter the front is drawn over. Accuracies are fractions; ``cost`` names the objective on the scatter's x axis."""
+    summary = front_summary(data)
+    cost = cost_function(data.config.preset())
+    measured = []
+    for genome, accuracy, _, evaluations in individuals(data, None):
+        counted = cost(parse_genome(genome))
+        measured.append([genome, accuracy, counted.flops, counted.parameters, evaluations])
+    return {**summary, "cost": summary["objectives"][1], "individuals": measured}
 
 
 def _finite(value: Any) -> Any:
@@ -204,7 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "max-age=3600" if cache else "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the page was closed or reloaded while a drawing was on its way: nothing to tell anyone
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         pass  # one line per poll would bury the terminal

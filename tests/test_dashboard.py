@@ -22,8 +22,10 @@ from genetic_cnn.config import load_config
 from genetic_cnn.dashboard import Dashboard, genome_svg, make_server
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
+from genetic_cnn.front import run_front
+from genetic_cnn.genome import Genome
 from genetic_cnn.records import OK, EvaluationResult
-from genetic_cnn.rundata import RunData, pct
+from genetic_cnn.rundata import RunData, key_of, pct
 from genetic_cnn.store import DATABASE, RunStore
 
 UPDATE_WITHIN = 5.0
@@ -62,7 +64,7 @@ def test_state_agrees_with_the_database(finished_run: Path) -> None:
     assert run["best_so_far"]["accuracy"] == data.best_so_far()[2]
     assert len(run["curves"]) == 12 and all(len(curve["epochs"]) == 2 for curve in run["curves"])
     assert run["individuals"] == [[r.generation, list(r.fitness)] for r in data.generations]
-    assert run["objectives"] == ["validation accuracy"]
+    assert run["objectives"] == ["accuracy"] and run["pareto"] is None  # one objective: no front to show
 
 
 def test_the_databases_are_only_read(run_copy: Path) -> None:
@@ -228,6 +230,7 @@ def test_page_shows_the_run_and_updates_by_itself(served: str, run_copy: Path) -
                     for row in data.table() for s in [row.summary]]  # fmt: skip
         assert [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows] == expected
         assert len(browser.find_elements(By.CSS_SELECTOR, "#run-0 svg.chart")) == 6
+        assert not browser.find_elements(By.CSS_SELECTOR, "#run-0 .pareto")  # one objective: no front panel
         drawn = "return [...document.querySelectorAll('#run-0 .genomes img')].map((i) => i.complete && i.naturalWidth);"
         wait_for(lambda: all(browser.execute_script(drawn)), 20)  # the genomes' drawings came from the server
 
@@ -243,3 +246,80 @@ def test_page_shows_the_run_and_updates_by_itself(served: str, run_copy: Path) -
         print(f"dashboard: page load {load_seconds:.2f} s, update {update_seconds:.2f} s after the commit")
     finally:
         browser.quit()
+
+
+# ------------------------------------------------------------------ a multi-objective run's Pareto front
+NSGA2_ON_THE_DIGITS_TABLE = [
+    "data.dataset=digits", "space.preset=digits",  # the space of the shipped table
+    "evaluation.method=table", "evaluation.table=digits-standalone",  # the shipped table: read, not trained
+    "evolution.strategy=nsga2", 'evolution.objectives=["accuracy", "flops"]',
+    "evolution.population=8", "evolution.generations=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def nsga2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = load_config(None, NSGA2_ON_THE_DIGITS_TABLE)
+    return start_run(config, out=tmp_path_factory.mktemp("dash-front") / "run", progress=False, echo=silent)
+
+
+def test_state_of_a_multi_objective_run_has_its_front(nsga2_run: Path) -> None:
+    (run,) = json.loads(Dashboard([nsga2_run]).state())["runs"]
+    summary = json.loads((nsga2_run / "summary.json").read_text())["pareto"]
+    front = run["pareto"]
+    assert run["objectives"] == ["accuracy", "flops"] and front["cost"] == "flops"
+    for key in ("objectives", "front", "generations", "hypervolume"):
+        assert front[key] == summary[key]  # the very front summary.json, the report and export give
+    assert len(front["generations"]) == 3 and front["front"]
+    data = RunData.load(nsga2_run)
+    assert {genome for genome, *_ in front["individuals"]} >= {member["genome"] for member in front["front"]}
+    assert len(front["individuals"]) == len({data.identity(e.genome) for e in data.evaluations})
+    best = max(front["individuals"], key=lambda individual: individual[1])
+    assert front["front"][0]["accuracy"] == best[1]  # rank 1 is the most accurate individual measured
+
+
+@pytest.mark.slow
+def test_page_shows_the_front_of_a_multi_objective_run_and_updates_it(nsga2_run: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "run"
+    shutil.copytree(nsga2_run, folder)
+    front = json.loads((folder / "summary.json").read_text())["pareto"]["front"]
+    server = make_server([folder], port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = chromium_driver()
+
+    def shown() -> tuple[str, list[list[str]]]:
+        """The front's size and its table's rows, read in one script call (the page may redraw between two)."""
+        return tuple(browser.execute_script(
+            "const size = document.querySelector('#run-0 .pareto [data-field=\"front-size\"]');"
+            "const rows = [...document.querySelectorAll('#run-0 table.front tbody tr')];"
+            "return [size ? size.textContent : '', rows.map((r) => [...r.cells].map((c) => c.textContent))];"
+        ))  # fmt: skip
+
+    def highlighted() -> int:
+        return len(browser.find_elements(By.CSS_SELECTOR, '#run-0 .pareto circle[r="4"]'))
+
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        wait_for(lambda: shown()[0] == str(len(front)), 10)
+        size, rows = shown()
+        assert [row[:2] for row in rows] == [[str(m["rank"]), m["genome"]] for m in front]
+        assert rows[0][1] == front[0]["genome"] and rows[0][2] == pct(front[0]["accuracy"])
+        assert highlighted() == len(front)
+        individuals = json.loads(Dashboard([folder]).state())["runs"][0]["pareto"]["individuals"]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#run-0 .pareto circle")) == len(individuals) + len(front)
+
+        # One more evaluation lands: the cheapest network at a new best accuracy must join the front.
+        cheapest = str(Genome.zeros(RunData.load(folder).config.preset().nodes))
+        with RunStore.open(folder) as store:
+            store.lock()
+            store.add_evaluation(EvaluationResult(3, 0, cheapest, key_of(cheapest), 99, OK, accuracy=0.999, test_accuracy=0.99))
+        expected = run_front(RunData.load(folder))
+        assert [m.genome for m in expected] != [m["genome"] for m in front]
+        wait_for(lambda: [row[1] for row in shown()[1]] == [m.genome for m in expected], UPDATE_WITHIN)
+        assert shown()[0] == str(len(expected)) and highlighted() == len(expected)
+    finally:
+        browser.quit()
+        server.shutdown()
+        server.server_close()

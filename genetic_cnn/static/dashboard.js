@@ -20,26 +20,53 @@ function niceTicks(low, high, count = 5) {
   return ticks;
 }
 
-// series: [{name, colour, xs, ys, kind: "line" | "step" | "points", width, opacity}]; null ys break a line.
-function chart(series, {xLabel = "", yLabel = "", percent = false, width = 480, height = 250, integerX = false} = {}) {
+// Costs as axis labels and in tables: 1.2M rather than 1200000.
+function compact(value) {
+  const size = Math.abs(value);
+  for (const [unit, suffix] of [[1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (size >= unit) { return +(value / unit).toPrecision(3) + suffix; }
+  }
+  return String(+value.toPrecision(3));
+}
+
+// Ticks of a log axis between 10^low and 10^high: the powers of ten, and 2x and 5x when they are few.
+function logTicks(low, high) {
+  const ticks = [];
+  const steps = high - low < 2 ? [1, 2, 5] : [1];
+  for (let power = Math.floor(low); power <= Math.ceil(high); power++) {
+    for (const step of steps) {
+      const t = step * Math.pow(10, power);
+      if (Math.log10(t) >= low - 1e-9 && Math.log10(t) <= high + 1e-9) { ticks.push(t); }
+    }
+  }
+  return ticks;
+}
+
+// series: [{name, colour, xs, ys, kind: "line" | "step" | "points", width, opacity, radius, titles, labels}];
+// null ys break a line. logX: a log x axis (xs > 0); padX: room left and right (scatters).
+function chart(series, {xLabel = "", yLabel = "", percent = false, width = 480, height = 250, integerX = false,
+  logX = false, padX = false, xFormat = (t) => +t.toFixed(6)} = {}) {
   const m = {left: 52, right: 12, top: 10, bottom: 38};
-  const xs = series.flatMap((s) => s.xs), ys = series.flatMap((s) => s.ys).filter((y) => y !== null);
+  const scaleX = logX ? Math.log10 : (x) => x;
+  const xs = series.flatMap((s) => s.xs).map(scaleX), ys = series.flatMap((s) => s.ys).filter((y) => y !== null);
   if (!ys.length) {
     return `<svg class="chart" viewBox="0 0 ${width} ${height}"><text x="${width / 2}" y="${height / 2}" text-anchor="middle">nothing measured yet</text></svg>`;
   }
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x1 === x0) { x0 -= 0.5; x1 += 0.5; }
+  if (padX) { const room = (x1 - x0) * 0.04; x0 -= room; x1 += room; }
   const pad = (y1 - y0 || Math.abs(y1) || 1) * 0.06;
   y0 -= pad; y1 += pad;
-  const X = (x) => m.left + (x - x0) / (x1 - x0) * (width - m.left - m.right);
+  const X = (x) => m.left + (scaleX(x) - x0) / (x1 - x0) * (width - m.left - m.right);
   const Y = (y) => height - m.bottom - (y - y0) / (y1 - y0) * (height - m.top - m.bottom);
   const parts = [`<svg class="chart" viewBox="0 0 ${width} ${height}" role="img">`];
   for (const t of niceTicks(y0, y1)) {
     parts.push(`<line x1="${m.left}" x2="${width - m.right}" y1="${Y(t)}" y2="${Y(t)}" stroke="#eee"/>`,
       `<text x="${m.left - 4}" y="${Y(t) + 3}" text-anchor="end">${percent ? +(100 * t).toFixed(4) + "%" : +t.toFixed(6)}</text>`);
   }
-  for (const t of niceTicks(x0, x1).filter((t) => !integerX || Number.isInteger(t))) {
-    parts.push(`<text x="${X(t)}" y="${height - m.bottom + 13}" text-anchor="middle">${+t.toFixed(6)}</text>`);
+  const xTicks = logX ? logTicks(x0, x1) : niceTicks(x0, x1).filter((t) => !integerX || Number.isInteger(t));
+  for (const t of xTicks) {
+    parts.push(`<text x="${X(t)}" y="${height - m.bottom + 13}" text-anchor="middle">${esc(xFormat(t))}</text>`);
   }
   parts.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${height - m.bottom}" stroke="#999"/>`,
     `<line x1="${m.left}" x2="${width - m.right}" y1="${height - m.bottom}" y2="${height - m.bottom}" stroke="#999"/>`,
@@ -48,7 +75,11 @@ function chart(series, {xLabel = "", yLabel = "", percent = false, width = 480, 
   for (const s of series) {
     const opacity = s.opacity ?? 1, colour = s.colour || COLOURS[0];
     if (s.kind === "points") {
-      s.xs.forEach((x, i) => { if (s.ys[i] !== null) parts.push(`<circle cx="${X(x)}" cy="${Y(s.ys[i])}" r="2.6" fill="${colour}" fill-opacity="${opacity}"><title>${esc(s.titles ? s.titles[i] : "")}</title></circle>`); });
+      s.xs.forEach((x, i) => {
+        if (s.ys[i] === null) { return; }
+        parts.push(`<circle cx="${X(x)}" cy="${Y(s.ys[i])}" r="${s.radius || 2.6}" fill="${colour}" fill-opacity="${opacity}"><title>${esc(s.titles ? s.titles[i] : "")}</title></circle>`);
+        if (s.labels) { parts.push(`<text x="${X(x) + 5}" y="${Y(s.ys[i]) - 5}" style="fill:${colour}">${esc(s.labels[i])}</text>`); }
+      });
       continue;
     }
     let path = "", pen = false, lastY = null;
@@ -124,11 +155,48 @@ function curveCharts(run) {
     `<figure><figcaption>Validation accuracy per epoch</figcaption>${chart(order.map((c) => ({kind: "line", xs: axis(c), ys: c.validation_accuracy, ...style(c)})), {xLabel: "epoch", yLabel: "validation accuracy", percent: true, integerX: true})}${key}</figure></div>`;
 }
 
-// The place kept for the Pareto front of a multi-objective search (run.objectives has more than one
-// name then); a single-objective run has none to show.
+const COST_NAMES = {flops: "FLOPs per image", params: "parameters"};
+const costOf = (objective, flops, parameters) => (objective === "flops" ? flops : parameters);
+
+// A multi-objective run's Pareto front (run.pareto, from genetic_cnn.front): every measured individual
+// against its first cost, the front's members highlighted and joined as the staircase of what they
+// dominate, the members in a table, and the hypervolume per generation. A single-objective run has none.
 function renderPareto(run) {
-  if (run.objectives.length < 2) { return ""; }
-  return `<h3>Pareto front</h3><p class="muted">Objectives: ${run.objectives.map(esc).join(", ")}.</p>`;
+  const front = run.pareto;
+  if (!front) { return ""; }
+  const cost = front.cost;
+  const individuals = front.individuals;  // [genome, accuracy, flops, parameters, evaluations]
+  const xs = individuals.map((i) => costOf(cost, i[2], i[3]));
+  const members = [...front.front].sort((a, b) => costOf(cost, a.flops, a.parameters) - costOf(cost, b.flops, b.parameters));
+  const memberXs = members.map((m) => costOf(cost, m.flops, m.parameters));
+  const logX = xs.length > 0 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) > 10;
+  const scatter = chart([
+    {kind: "points", xs, ys: individuals.map((i) => i[1]), colour: "#999", opacity: 0.6,
+      titles: individuals.map((i) => `${i[0]}: ${pct(i[1])}%, ${compact(costOf(cost, i[2], i[3]))} ${COST_NAMES[cost]}, ${i[4]} evaluation${i[4] === 1 ? "" : "s"}`)},
+    // With two objectives the members make a staircase; with more, some look dominated in this projection.
+    ...(front.objectives.length === 2 ? [{kind: "step", xs: memberXs, ys: members.map((m) => m.accuracy), colour: COLOURS[0], width: 1.8}] : []),
+    {kind: "points", xs: memberXs, ys: members.map((m) => m.accuracy), colour: COLOURS[0], radius: 4,
+      titles: members.map((m) => `front #${m.rank} ${m.genome}: ${pct(m.accuracy)}%, ${compact(costOf(cost, m.flops, m.parameters))} ${COST_NAMES[cost]}`),
+      labels: members.map((m) => String(m.rank))},
+  ], {xLabel: `${COST_NAMES[cost]}${logX ? " (log scale)" : ""}`, yLabel: "fitness (mean validation accuracy)", percent: true,
+    logX, padX: true, xFormat: compact, width: 560, height: 300}) +
+    legend([["measured individual", "#999"], [`Pareto front (${front.front.length})`, COLOURS[0]]]);
+  const volumes = front.generations;
+  const hypervolume = chart([{kind: "line", xs: volumes.map((g) => g.generation), ys: volumes.map((g) => g.hypervolume), colour: COLOURS[2]}],
+    {xLabel: "generation", yLabel: "hypervolume", integerX: true});
+  const costs = front.objectives.slice(1);
+  const rows = front.front.map((m) => `<tr><td>${m.rank}</td><td class="genome">${esc(m.genome)}</td><td>${pct(m.accuracy)}</td><td>${pct(m.test_accuracy)}</td>` +
+    costs.map((c) => `<td>${compact(costOf(c, m.flops, m.parameters))}</td>`).join("") + `<td>${m.evaluations}</td></tr>`).join("");
+  const table = `<div class="table-scroll"><table class="front"><thead><tr><th>rank</th><th class="genome">genome</th><th>accuracy</th><th>test</th>` +
+    costs.map((c) => `<th>${esc(COST_NAMES[c])}</th>`).join("") + `<th>evaluations</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  return `<section class="pareto"><h3>Pareto front: <b data-field="front-size">${front.front.length}</b> members</h3>
+    <p class="muted">Objectives: ${front.objectives.map(esc).join(", ")}. Hypervolume <b data-field="hypervolume">${num(front.hypervolume, 4)}</b>
+      (error and costs scaled by the largest network's, reference ${front.hypervolume_reference.point}). Member K: <code>genetic-cnn train --run RUN --front-rank K</code>.</p>
+    <div class="charts">
+      <figure><figcaption>Every measured architecture; the front in blue, numbered by rank</figcaption>${scatter}</figure>
+      <figure><figcaption>Hypervolume of the front so far, per completed generation</figcaption>${hypervolume}</figure>
+    </div>
+    ${table}</section>`;
 }
 
 function bestGenomes(run) {
@@ -156,6 +224,7 @@ function renderRun(run, index) {
         test <b data-field="best-test">${best ? pct(best.test) : "–"}</b>%</span>
       <span>noise: seed sd <b data-field="seed-sd">${num(noise.seed_sd)}</b> pp, population sd <b data-field="population-sd">${num(noise.population_sd)}</b> pp</span>
     </div>
+    ${renderPareto(run)}
     <h3>Population per generation (the paper's table)</h3>
     ${generationTable(run)}
     <h3>Best validation accuracy so far</h3>
@@ -169,7 +238,6 @@ function renderRun(run, index) {
     </div>
     <h3>Learning curves</h3>
     ${curveCharts(run)}
-    ${renderPareto(run)}
     <h3>Best genomes</h3>
     ${bestGenomes(run)}
   </section>`;
