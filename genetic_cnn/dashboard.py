@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from genetic_cnn.cost import cost_function
 from genetic_cnn.errors import UserError
-from genetic_cnn.front import front_summary, individuals
+from genetic_cnn.front import front_summary, individuals, preset_costs
 from genetic_cnn.records import DIVERGED, FAILED, OK, REUSED
 from genetic_cnn.rundata import TOP_ARCHITECTURES, RunData, distinct_names, parse_genome
 from genetic_cnn.store import DATABASE, RunStore
@@ -101,7 +100,7 @@ def pareto_state(data: RunData) -> dict[str, Any]:
     the final front, each generation's front and hypervolume) plus every measured individual with its costs, the
     scatter the front is drawn over. Accuracies are fractions; ``cost`` names the objective on the scatter's x axis."""
     summary = front_summary(data)
-    cost = cost_function(data.config.preset())
+    cost = preset_costs(data.config.preset())
     measured = []
     for genome, accuracy, _, evaluations in individuals(data, None):
         counted = cost(parse_genome(genome))

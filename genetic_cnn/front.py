@@ -17,19 +17,28 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from genetic_cnn import pareto
-from genetic_cnn.cost import cost_function
+from genetic_cnn.cost import CostOf, cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
+from genetic_cnn.presets import NetworkPreset
 from genetic_cnn.records import OK, REUSED
 from genetic_cnn.rundata import RunData, key_of, parse_genome
 
 REFERENCE = 1.1
 """The hypervolume's reference point in every scaled objective."""
+
+
+@lru_cache(maxsize=8)
+def preset_costs(preset: NetworkPreset) -> CostOf:
+    """``cost_function(preset)``, one per preset for the process: a front per generation counts the same
+    genomes again and again, and the dashboard rebuilds them all whenever an evaluation lands."""
+    return cost_function(preset)
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,7 @@ def individuals(data: RunData, generation: int | None) -> list[tuple[str, float,
 
 def run_front(data: RunData, generation: int | None = None) -> list[FrontMember]:
     """The non-dominated individuals evaluated up to ``generation`` (all: None), the most accurate first."""
-    preset = data.config.preset()
-    cost = cost_function(preset)
+    cost = preset_costs(data.config.preset())
     measured = individuals(data, generation)
     if not measured:
         return []
@@ -91,7 +99,7 @@ def run_front(data: RunData, generation: int | None = None) -> list[FrontMember]
 def largest_costs(data: RunData) -> list[float]:
     """Each cost objective of the space's largest network (the all-one genome uses every node)."""
     preset = data.config.preset()
-    largest = cost_function(preset)(Genome.ones(preset.nodes))
+    largest = preset_costs(preset)(Genome.ones(preset.nodes))
     return [float(largest.value(name)) for name in front_objectives(data)[1:]]
 
 
