@@ -192,15 +192,16 @@ def points(value: float | None) -> str:
 def noise_sentence(noise: FitnessNoise, method: FitnessMethod | None = None) -> str:
     """The run's noise in words, with what it means for the search (under one-shot fitness, repetition
     measures no noise, so no verdict is drawn from it)."""
-    if noise.at_chance and (noise.seed_sd is None or (method is not None and method.method == "one-shot")):
-        learned = noise_verdict(noise) or ""  # nothing learned comes before anything noise could say
-        return f"**{learned[0].upper()}{learned[1:]}.**"
+    learned = noise_verdict(noise) if noise.at_chance else None  # nothing learned: said before anything else
     if method is not None and method.method == "one-shot":
         return (
-            f"Over the run: seed sd {points(noise.seed_sd)} pp over {plural(noise.repeated, 'repeated individual')} "
+            (f"**{learned[0].upper()}{learned[1:]}.** " if learned else "")
+            + f"Over the run: seed sd {points(noise.seed_sd)} pp over {plural(noise.repeated, 'repeated individual')} "
             f"(deterministic given the supernet), population sd {points(noise.population_sd)} pp. Whether the "
             "supernet ranks architectures as training them would is not measured by this run."
         )
+    if learned and noise.seed_sd is None:
+        return f"**{learned[0].upper()}{learned[1:]}.**"
     if noise.seed_sd is None:
         return (
             "Not measured: no individual was evaluated successfully twice (with `evolution.reevaluate = \"reuse\"` "

@@ -260,6 +260,11 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("export onto an existing file", "export", export_onto_existing, "pass --force"),
     ("show onto an existing drawing", "show", lambda tmp: ["1-01|0-01-100-0111", "--out", str(write(tmp / "g.png", "mine"))], "pass --force"),
     ("the same run twice in a report", "report", lambda tmp: [str(a_finished_run(tmp))] * 2, "given twice"),
+    # the dashboard and the ONNX export (issue 28)
+    ("dashboard of a folder that is not a run", "dashboard", lambda tmp: [str(tmp)], "is not a run folder"),
+    ("dashboard of a folder that does not exist", "dashboard", lambda tmp: [str(tmp / "nothing")], "is not a folder"),
+    ("onnx of a file that does not exist", "onnx", lambda tmp: [str(tmp / "seed0.pt")], "does not exist"),
+    ("onnx of a state dict without its results.json", "onnx", lambda tmp: [str(write(tmp / "seed0.pt", b"junk"))], "results.json"),
     ("calibrate with one seed", "calibrate", calibrate_with("--seeds", "1"), "at least 2 seeds"),
     ("calibrate one architecture", "calibrate", calibrate_with("--genomes", "1"), "at least 2 architectures"),
     ("calibrate more architectures than the space has", "calibrate", calibrate_with("--genomes", "2000"), "has only 1812"),
