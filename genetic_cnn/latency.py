@@ -68,10 +68,10 @@ def time_forward(
     """Time one forward pass of ``batch`` images through the (untrained) network of ``genome`` (module docstring);
     ``min_run_time`` defaults to ``MIN_RUN_TIME``."""
     import torch
-    from torch.utils import benchmark
 
     from genetic_cnn.network import build_network
 
+    benchmark = _benchmark()
     model = build_network(genome, preset).eval().to(device)
     images = torch.zeros((batch, *preset.input_shape), device=device)
     if channels_last:
@@ -82,6 +82,21 @@ def time_forward(
         model(images)  # the first pass allocates and picks kernels: not part of any latency
         measured = timer.blocked_autorange(min_run_time=MIN_RUN_TIME if min_run_time is None else min_run_time)
     return Timing(measured.median * 1e3, measured.iqr * 1e3, measured.number_per_run * len(measured.times))
+
+
+def _benchmark() -> Any:
+    """``torch.utils.benchmark``, imported without the warning its C++-extension import logs on a machine
+    with a CUDA toolkit but no GPU (it builds no extension here), which would break one-line errors."""
+    import logging
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
 
 def measured_preset(config: Config) -> NetworkPreset:
@@ -192,7 +207,9 @@ class RunLatency:
             self._bar = progress_bar(total=self._bar_total, desc=f"latency on {self.device.type}",
                                      unit="net", disable=not self.progress)  # fmt: skip
         started = time.perf_counter()
-        timing = time_forward(genome, self._preset, self.device, self.batch, channels_last=self.config.run.channels_last)
+        timing = time_forward(
+            genome, self._preset, self.device, self.batch, channels_last=self.config.run.channels_last
+        )
         seconds = time.perf_counter() - started
         self.store.add_latency(LatencyRecord(
             key, self.device.type, self.batch, timing.milliseconds, timing.spread, timing.runs, THREADS,
