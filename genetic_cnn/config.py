@@ -131,8 +131,9 @@ class EvolutionConfig:
     """retrain a known individual and average (the paper) | reuse its mean without training."""
     objectives: tuple[str, ...] = ("accuracy",)
     """What the search optimises: ["accuracy"] (one objective, every strategy) or accuracy and costs to
-    minimise, e.g. ["accuracy", "flops"] or ["accuracy", "flops", "params"] (strategy nsga2, or random for
-    a baseline): the run keeps the Pareto front (summary.json, report, ``train --run RUN --front-rank K``)."""
+    minimise, e.g. ["accuracy", "flops"], ["accuracy", "latency"] or ["accuracy", "flops", "params"] (strategy
+    nsga2, or random for a baseline): the run keeps the Pareto front (summary.json, report,
+    ``train --run RUN --front-rank K``). Latency is timed on the run's device (``genetic_cnn.latency``)."""
     max_flops: int = 0
     """Forward FLOPs per image (a multiply-add counts 2) a network may have; 0 = no limit. Counted from the
     genome (``genetic_cnn.cost``); a network above it is never trained nor selected."""
