@@ -21,7 +21,7 @@ LABELS = {"flops": "FLOPs per image (forward)", "params": "parameters"}
 
 def axis_label(data: RunData, objective: str) -> str:
     if objective == "latency":
-        return f"latency (ms per forward pass of {data.config.evolution.latency_batch}; {data.latency_device})"
+        return f"latency (ms per forward pass of {data.config.evolution.latency_batch} image(s); {data.latency_device})"
     return LABELS[objective]
 
 

@@ -197,7 +197,7 @@ class RunLatency:
         if fastest > limit:
             raise UserError(
                 f"evolution.max_latency_ms = {limit:g}: no network meets it on {self.device.type} here, the fastest "
-                f"(the all-zero genome) takes {fastest:.3g} ms for a batch of {self.batch}; raise it to at least {fastest:.3g}"
+                f"(the all-zero genome) takes {fastest:.3g} ms for a batch of {self.batch}; raise it above that"
             )
 
     def _time(self, key: str, genome: Genome) -> float:
