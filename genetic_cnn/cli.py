@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="file to write (default: standard output); its folder is created")
     export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     export.add_argument("--front", action="store_true",
-                        help="the run's Pareto front (rank, genome, accuracy, FLOPs, parameters) instead of its evaluations")  # fmt: skip
+                        help="the run's Pareto front (rank, genome, accuracy, FLOPs, parameters, latency) instead of its evaluations")  # fmt: skip
     export.set_defaults(func=cmd_export)
 
     for name in FEATURE_COMMANDS:

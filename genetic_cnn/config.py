@@ -23,8 +23,9 @@ from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "synthetic", "folder", "arrays")
 LAYOUTS = ("auto", "nchw", "nhwc")
 STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation", "nsga2")
-OBJECTIVES = ("accuracy", "flops", "params")
-"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.cost``) are minimised."""
+OBJECTIVES = ("accuracy", "flops", "params", "latency")
+"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.cost``, counted) and
+latency (``genetic_cnn.latency``, measured on the run's device) are minimised."""
 MULTI_OBJECTIVE_STRATEGIES = ("nsga2", "random")
 CONSTRAINED_STRATEGIES = ("genetic", "random", "regularized", "nsga2")
 SELECTIONS = ("roulette", "tournament")
@@ -130,13 +131,21 @@ class EvolutionConfig:
     """retrain a known individual and average (the paper) | reuse its mean without training."""
     objectives: tuple[str, ...] = ("accuracy",)
     """What the search optimises: ["accuracy"] (one objective, every strategy) or accuracy and costs to
-    minimise, e.g. ["accuracy", "flops"] or ["accuracy", "flops", "params"] (strategy nsga2, or random for
-    a baseline): the run keeps the Pareto front (summary.json, report, ``train --run RUN --front-rank K``)."""
+    minimise, e.g. ["accuracy", "flops"], ["accuracy", "latency"] or ["accuracy", "flops", "params"] (strategy
+    nsga2, or random for a baseline): the run keeps the Pareto front (summary.json, report,
+    ``train --run RUN --front-rank K``). Latency is timed on the run's device (``genetic_cnn.latency``)."""
     max_flops: int = 0
     """Forward FLOPs per image (a multiply-add counts 2) a network may have; 0 = no limit. Counted from the
     genome (``genetic_cnn.cost``); a network above it is never trained nor selected."""
     max_params: int = 0
     """Parameters a network may have; 0 = no limit. As ``max_flops``."""
+    max_latency_ms: float = 0.0
+    """Milliseconds one forward pass of ``latency_batch`` images may take on the run's device; 0 = no limit.
+    Measured once per architecture and stored in the run (``genetic_cnn.latency``); a network above it is
+    never trained nor selected."""
+    latency_batch: int = 1
+    """Images per forward pass whose time is the latency (objective ``latency``, ``max_latency_ms``);
+    1 = one image at a time, as a deployed classifier answers single requests."""
 
 
 @dataclass(frozen=True)
@@ -507,7 +516,7 @@ def _check_objectives(config: Config) -> None:
     if evolution.strategy == "nsga2" and len(objectives) < 2:
         raise ConfigError(
             "evolution.strategy = nsga2 trades accuracy against a cost: set evolution.objectives = "
-            "[\"accuracy\", \"flops\"] (or params), or use a single-objective strategy"
+            "[\"accuracy\", \"flops\"] (or params, latency), or use a single-objective strategy"
         )
     if len(objectives) > 1 and evolution.strategy not in MULTI_OBJECTIVE_STRATEGIES:
         raise ConfigError(
@@ -518,18 +527,25 @@ def _check_objectives(config: Config) -> None:
 
 def _check_constraints(config: Config) -> None:
     """A limit no genome meets is refused now: the all-zero genome (one convolution per stage) is the
-    cheapest network of the space in FLOPs and in parameters."""
+    cheapest network of the space in FLOPs and in parameters. A latency limit is checked when the run
+    starts, on its device (``genetic_cnn.latency``)."""
     evolution = config.evolution
     limits = {"max_flops": evolution.max_flops, "max_params": evolution.max_params}
     for key, value in limits.items():
         if value < 0:
             raise ConfigError(f"evolution.{key} = {value} must be 0 (no limit) or a positive count")
-    if not any(limits.values()):
+    if evolution.max_latency_ms < 0:
+        raise ConfigError(
+            f"evolution.max_latency_ms = {evolution.max_latency_ms} must be 0 (no limit) or a positive number of milliseconds"
+        )
+    if evolution.latency_batch < 1:
+        raise ConfigError(f"evolution.latency_batch = {evolution.latency_batch} must be at least 1 (images per timed forward pass)")
+    if not any(limits.values()) and not evolution.max_latency_ms:
         return
     if evolution.strategy not in CONSTRAINED_STRATEGIES:
         raise ConfigError(
-            f"evolution.max_flops and max_params limit a search; evolution.strategy = {evolution.strategy} measures "
-            "fixed architectures: set them to 0"
+            f"evolution.max_flops, max_params and max_latency_ms limit a search; evolution.strategy = "
+            f"{evolution.strategy} measures fixed architectures: set them to 0"
         )
     from genetic_cnn.cost import network_cost
     from genetic_cnn.genome import Genome

@@ -21,19 +21,27 @@ from genetic_cnn.presets import NetworkPreset
 
 COST_OBJECTIVES = ("flops", "params")
 """Objectives counted from the genome alone (minimised)."""
+LATENCY = "latency"
+"""The objective measured on the run's device instead (``genetic_cnn.latency``), minimised."""
 
 
 @dataclass(frozen=True)
 class NetworkCost:
     parameters: int
     flops: int
+    latency_ms: float | None = None
+    """Measured milliseconds of one forward pass (``genetic_cnn.latency``); None where the run needs none."""
 
-    def value(self, objective: str) -> int:
+    def value(self, objective: str) -> float:
         if objective == "flops":
             return self.flops
         if objective == "params":
             return self.parameters
-        raise ValueError(f"objective {objective!r} is not one of {', '.join(COST_OBJECTIVES)}")
+        if objective == LATENCY:
+            if self.latency_ms is None:
+                raise ValueError("this cost was counted without a latency; give the search the run's latency cost")
+            return self.latency_ms
+        raise ValueError(f"objective {objective!r} is not one of {', '.join((*COST_OBJECTIVES, LATENCY))}")
 
 
 def network_cost(genome: Genome, preset: NetworkPreset) -> NetworkCost:

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
-from genetic_cnn.cost import cost_function
+from genetic_cnn.cost import LATENCY, cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
 from genetic_cnn.fitness import check_fitness_inputs, check_stored_fitness, prepare_fitness
 from genetic_cnn.fitness_method import FitnessMethod
 from genetic_cnn.genome import Genome
 from genetic_cnn.graph import architecture_key
+from genetic_cnn.latency import RunLatency, uses_latency
 from genetic_cnn.operators import GenerationLog
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
@@ -224,20 +225,38 @@ class Evolution:
 
     def run(self) -> list[GenerationSummary]:
         config = self.config
-        search = make_search(config.evolution, config.preset().nodes, config.run.seed, cost_function(config.preset()))
+        latency = self._latency()
+        cost = latency.cost_function() if latency is not None else cost_function(config.preset())
+        with _measuring(latency):  # a latency limit times the networks the search draws for generation 0
+            search = make_search(config.evolution, config.preset().nodes, config.run.seed, cost)
         ledger = FitnessLedger(config.evolution.identity)
         recorder = RunRecorder(self.store, self.progress, self.echo)
         try:
             while not search.done():
                 generation, population = search.generation, search.ask()
                 started = time.time()
+                if latency is not None:  # stored before training: every evaluated network has its latency
+                    latency.measure_all(population)
                 results = self._evaluate(generation, population, ledger, recorder)
-                log = search.tell(fitness_to_tell(population, ledger, results if search.tells_own_evaluation else None))
+                told = fitness_to_tell(population, ledger, results if search.tells_own_evaluation else None)
+                with _measuring(latency):  # and the children bred under a latency limit
+                    log = search.tell(told)
                 shown = [ledger.mean(genome) or 0.0 for genome in population]  # no fitness shows as 0
                 recorder.generation(generation, population, shown, search.rng_state(), log, time.time() - started, results)
         finally:
             recorder.close_bars()  # before any message about why the run stopped
         return recorder.finish()
+
+    def _latency(self) -> RunLatency | None:
+        """The run's latencies (objective or limit), read back or timed on its device; None when it needs none."""
+        if not uses_latency(self.config.evolution):
+            return None
+        latency = RunLatency(self.store, self.config, self.progress)
+        latency.check_limit(self.config.preset().nodes)
+        if LATENCY in self.config.evolution.objectives:  # the hypervolume's scale: the largest network's latency
+            with latency.measuring(1):
+                latency.milliseconds(Genome.ones(self.config.preset().nodes))
+        return latency
 
     def _evaluate(
         self, generation: int, population: list[Genome], ledger: FitnessLedger, recorder: RunRecorder
@@ -267,6 +286,10 @@ class Evolution:
             recorder.evaluation(result)
             results[slot] = result
         return [results[slot] for slot in range(len(population))]
+
+
+def _measuring(latency: RunLatency | None) -> contextlib.AbstractContextManager[None]:
+    return latency.measuring() if latency is not None else contextlib.nullcontext()
 
 
 RESUMABLE_KEYS = (

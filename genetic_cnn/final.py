@@ -311,7 +311,8 @@ def genome_from_run(args: argparse.Namespace) -> str:
         args.config = args.run / "config.toml"
     member = front_member(data, args.front_rank if args.front_rank is not None else 1)
     print_line(f"front member {member.rank} of {args.run}: {member.genome}, validation accuracy "
-               f"{100 * member.accuracy:.2f}%, {member.flops:,} FLOPs, {member.parameters:,} parameters")  # fmt: skip
+               f"{100 * member.accuracy:.2f}%, {member.flops:,} FLOPs, {member.parameters:,} parameters"
+               + (f", {member.latency_ms:.3g} ms" if member.latency_ms is not None else ""))  # fmt: skip
     return member.genome
 
 

@@ -1,7 +1,8 @@
 """A run's Pareto front: the individuals it evaluated that no other beats in accuracy and cost at once. No torch.
 
 An individual's accuracy is its mean over its successful trained evaluations (the search's rule), its
-costs are counted from the genome (``genetic_cnn.cost``) for the objectives of ``evolution.objectives``
+costs are counted from the genome (``genetic_cnn.cost``), or for latency read from the run's database
+(``genetic_cnn.latency``: an individual never timed has no place on a latency front), for the objectives of ``evolution.objectives``
 (accuracy and FLOPs for a single-objective run, so that every run has a front to show). The front of
 generation g is that of the individuals evaluated in generations 0 ... g. Members are numbered by
 rank, 1 = the most accurate: ``genetic-cnn train --run RUN --front-rank K`` trains member K.
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from genetic_cnn import pareto
-from genetic_cnn.cost import CostOf, cost_function
+from genetic_cnn.cost import LATENCY, CostOf, NetworkCost, cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.genome import Genome
 from genetic_cnn.presets import NetworkPreset
@@ -53,6 +54,8 @@ class FrontMember:
     evaluations: int
     flops: int
     parameters: int
+    latency_ms: float | None = None
+    """The stored latency (``genetic_cnn.latency``); None for a run that timed none."""
 
 
 def front_objectives(data: RunData) -> tuple[str, ...]:
@@ -84,22 +87,31 @@ def run_front(data: RunData, generation: int | None = None) -> list[FrontMember]
     measured = individuals(data, generation)
     if not measured:
         return []
-    costs = [cost(parse_genome(genome)) for genome, *_ in measured]
     names = front_objectives(data)[1:]
+    if LATENCY in names:
+        measured = [individual for individual in measured if data.latency_ms(individual[0]) is not None]
+        if not measured:
+            return []
+    costs = [replace(cost(parse_genome(genome)), latency_ms=data.latency_ms(genome)) for genome, *_ in measured]
     matrix = pareto.objective_matrix([accuracy for _, accuracy, _, _ in measured],
                                      [[c.value(name) for name in names] for c in costs])  # fmt: skip
     chosen = sorted(pareto.pareto_indices(matrix).tolist(), key=lambda i: (-measured[i][1], matrix[i, 1:].tolist()))
     return [
         FrontMember(rank, measured[i][0], key_of(measured[i][0]), measured[i][1], measured[i][2],
-                    measured[i][3], costs[i].flops, costs[i].parameters)  # fmt: skip
+                    measured[i][3], costs[i].flops, costs[i].parameters, costs[i].latency_ms)  # fmt: skip
         for rank, i in enumerate(chosen, start=1)
     ]
 
 
 def largest_costs(data: RunData) -> list[float]:
-    """Each cost objective of the space's largest network (the all-one genome uses every node)."""
+    """Each cost objective of the space's largest network (the all-one genome uses every node; its latency
+    is timed when the run starts, and the longest stored one stands in for a run that lacks it)."""
     preset = data.config.preset()
-    largest = preset_costs(preset)(Genome.ones(preset.nodes))
+    ones = Genome.ones(preset.nodes)
+    latency = data.latency_ms(str(ones))
+    if latency is None:
+        latency = max((record.milliseconds for record in data.latencies), default=1.0)
+    largest = replace(preset_costs(preset)(ones), latency_ms=latency)
     return [float(largest.value(name)) for name in front_objectives(data)[1:]]
 
 
@@ -109,12 +121,13 @@ def front_hypervolume(data: RunData, members: list[FrontMember]) -> float:
         return 0.0
     scale = largest_costs(data)
     names = front_objectives(data)[1:]
-    points = [[1 - m.accuracy, *(_value(m, name) / s for name, s in zip(names, scale))] for m in members]
+    points = [[1 - m.accuracy, *(front_value(m, name) / s for name, s in zip(names, scale))] for m in members]
     return pareto.hypervolume(np.array(points), [REFERENCE] * (1 + len(names)))
 
 
-def _value(member: FrontMember, objective: str) -> float:
-    return float(member.flops if objective == "flops" else member.parameters)
+def front_value(member: FrontMember, objective: str) -> float:
+    """``member``'s value of the cost ``objective``."""
+    return float(NetworkCost(member.parameters, member.flops, member.latency_ms).value(objective))
 
 
 def front_summary(data: RunData) -> dict[str, Any]:
@@ -125,8 +138,10 @@ def front_summary(data: RunData) -> dict[str, Any]:
         generations.append({"generation": record.generation, "hypervolume": front_hypervolume(data, members),
                             "front": [m.genome for m in members]})  # fmt: skip
     final = run_front(data)
+    timed = {"latency": {"device": data.latency_device, "batch": data.config.evolution.latency_batch, "unit": "ms"}}
     return {
         "objectives": list(front_objectives(data)),
+        **(timed if LATENCY in front_objectives(data) else {}),
         "hypervolume": front_hypervolume(data, final),
         "hypervolume_reference": {"point": REFERENCE, "largest_costs": largest_costs(data)},
         "front": [asdict(member) for member in final],

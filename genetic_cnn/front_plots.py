@@ -5,17 +5,24 @@ Drawn as ``plots`` draws (matplotlib's object API, Agg, never pyplot); import on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from genetic_cnn.cost import cost_function
-from genetic_cnn.front import front_hypervolume, front_objectives, individuals, run_front
+from genetic_cnn.front import front_hypervolume, front_objectives, front_value, individuals, run_front
 from genetic_cnn.rundata import RunData, parse_genome
 
 DPI = 110
 LABELS = {"flops": "FLOPs per image (forward)", "params": "parameters"}
+
+
+def axis_label(data: RunData, objective: str) -> str:
+    if objective == "latency":
+        return f"latency (ms per forward pass of {data.config.evolution.latency_batch} image(s); {data.latency_device})"
+    return LABELS[objective]
 
 
 def plot_front(data: RunData, path: Path) -> Path:
@@ -24,18 +31,21 @@ def plot_front(data: RunData, path: Path) -> Path:
     objective = front_objectives(data)[1]
     cost = cost_function(data.config.preset())
     measured = individuals(data, None)
+    if objective == "latency":  # only the timed ones have a place on this axis
+        measured = [individual for individual in measured if data.latency_ms(individual[0]) is not None]
     members = run_front(data)
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    xs = [float(cost(parse_genome(genome)).value(objective)) for genome, *_ in measured]
+    xs = [float(replace(cost(parse_genome(genome)), latency_ms=data.latency_ms(genome)).value(objective))
+          for genome, *_ in measured]  # fmt: skip
     ax.scatter(xs, [accuracy for _, accuracy, _, _ in measured], s=12, color="#999999", label="measured individuals")
-    front_x = [float(m.flops if objective == "flops" else m.parameters) for m in members]
+    front_x = [front_value(m, objective) for m in members]
     front_y = [m.accuracy for m in members]
     ax.step(front_x[::-1], front_y[::-1], where="post", color="#1f77b4", marker="o", label=f"Pareto front ({len(members)})")
     for member, x, y in zip(members, front_x, front_y):
         ax.annotate(str(member.rank), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color="#1f77b4")
     ax.set_xscale("log")
-    ax.set_xlabel(LABELS[objective])
+    ax.set_xlabel(axis_label(data, objective))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=None))
     ax.set_ylabel("fitness (mean validation accuracy)")
     accuracies = sorted(accuracy for _, accuracy, _, _ in measured)

@@ -176,13 +176,21 @@ def front_markdown(data: RunData) -> list[str]:
         f"`genetic-cnn train --run {data.folder} --front-rank K`. Hypervolume {front_hypervolume(data, members):.4f} "
         "(error and costs scaled by the largest network's, reference point 1.1; docs/multi_objective.md).", "",
     ]  # fmt: skip
+    timed = "latency" in data.config.evolution.objectives
+    if timed:
+        lines += [f"Latency: the median milliseconds of one forward pass of {data.config.evolution.latency_batch} "
+                  f"image(s), timed once per architecture on {data.latency_device} (docs/multi_objective.md).", ""]  # fmt: skip
     lines += table(
-        ["rank", "genome", "fitness", "test", "FLOPs", "parameters", "evaluations"],
-        [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}", m.evaluations]
-         for m in members],
+        ["rank", "genome", "fitness", "test", "FLOPs", "parameters", *(["latency (ms)"] if timed else []), "evaluations"],
+        [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}",
+          *([milliseconds(m.latency_ms)] if timed else []), m.evaluations] for m in members],
     )  # fmt: skip
     return lines + ["![Pareto front](front.png)", "", "![the front's networks](front_networks.png)", "",
                     "![hypervolume](hypervolume.png)", ""]  # fmt: skip
+
+
+def milliseconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def points(value: float | None) -> str:

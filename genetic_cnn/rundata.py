@@ -27,7 +27,7 @@ from genetic_cnn.genome import Genome, edge_list
 from genetic_cnn.graph import architecture_key
 from genetic_cnn.noise import FitnessNoise, fitness_noise, noise_by_generation
 from genetic_cnn.records import OK, REUSED, CurvePoint, EvaluationResult
-from genetic_cnn.store import GenerationRecord, RunStore, load_run
+from genetic_cnn.store import GenerationRecord, LatencyRecord, RunStore, load_run
 from genetic_cnn.summary import GenerationSummary
 
 TOP_ARCHITECTURES = 4
@@ -77,6 +77,8 @@ class RunData:
     generations: tuple[GenerationRecord, ...]
     display_name: str = ""
     """How reports call the run; empty = the folder's name (``distinct_names`` sets it for comparisons)."""
+    latencies: tuple[LatencyRecord, ...] = ()
+    """The latencies the run timed (``genetic_cnn.latency``); none unless it had the objective or the limit."""
 
     @classmethod
     def load(cls, run: RunData | RunStore | str | Path) -> RunData:
@@ -96,7 +98,7 @@ class RunData:
         created_at = float(created) if created is not None else min(times, default=0.0)
         return cls(
             Path(store.folder), store.config, store.status, created_at, store.meta("environment", {}) or {},
-            evaluations, times, tuple(store.generations()),
+            evaluations, times, tuple(store.generations()), latencies=tuple(store.latencies()),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ naming
@@ -115,6 +117,21 @@ class RunData:
     @property
     def label(self) -> str:
         return f"{self.name} ({self.strategy}, seed {self.seed})"
+
+    @cached_property
+    def _latency_by_key(self) -> dict[str, float]:
+        batch = self.config.evolution.latency_batch
+        return {record.key: record.milliseconds for record in self.latencies if record.batch == batch}
+
+    def latency_ms(self, genome: str) -> float | None:
+        """The stored latency of ``genome``'s architecture at the run's ``latency_batch``; None when not timed."""
+        return self._latency_by_key.get(key_of(genome))
+
+    @property
+    def latency_device(self) -> str:
+        """Where the latencies were timed (``cpu``, ``cuda``), with the hardware's name when known."""
+        record = next(iter(self.latencies), None)
+        return "" if record is None else f"{record.device}, {record.hardware}"
 
     def identity(self, genome: str) -> str:
         """What the run counts as the same individual: the string, or its architecture key."""

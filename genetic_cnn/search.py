@@ -8,9 +8,10 @@ same budget, ``CalibrationSearch`` the same architectures every generation (``ge
 ``TabulationSearch`` every architecture of the space once (``genetic-cnn tabulate``), ``NSGA2Search``
 accuracy against FLOPs or parameters (NSGA-II, ``genetic_cnn.pareto``). No torch here.
 
-Constraints (``evolution.max_flops``, ``max_params``; every strategy that breeds): a genome above a
-limit is never asked for, so never trained and never selected. Its cost is counted from the genome
-(``genetic_cnn.cost``). The initial generation draws each random genome again until it is feasible;
+Constraints (``evolution.max_flops``, ``max_params``, ``max_latency_ms``; every strategy that breeds):
+a genome above a limit is never asked for, so never trained and never selected. Its cost is counted
+from the genome (``genetic_cnn.cost``), or for latency measured by the driver and given in ``cost``
+(``genetic_cnn.latency``: the search only reads the number, it stays torch-free). The initial generation draws each random genome again until it is feasible;
 a bred child that is not feasible is replaced by a mutated copy of its parent (the individual
 selected into its slot), drawn again until feasible, and after ``REPAIR_DRAWS`` draws by the parent
 itself (which is feasible). Random search draws each genome again until it is feasible. Without
@@ -63,9 +64,9 @@ class _GenerationalSearch:
     def __init__(self, config: EvolutionConfig, nodes: Sequence[int], seed: int, cost: CostOf | None = None) -> None:
         self.config, self.nodes, self.seed = config, tuple(nodes), seed
         self.cost = cost
-        self.constrained = bool(config.max_flops or config.max_params)
+        self.constrained = bool(config.max_flops or config.max_params or config.max_latency_ms)
         if (self.constrained or len(config.objectives) > 1) and cost is None:
-            raise ValueError("a search with evolution.max_flops, max_params or cost objectives needs cost=")
+            raise ValueError("a search with evolution.max_flops, max_params, max_latency_ms or cost objectives needs cost=")
         self._rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.generation = 0  # the generation ask() returns; T + 1 once done()
         self._population = self._initial_population()
@@ -104,13 +105,15 @@ class _GenerationalSearch:
         return dict(self._rng.bit_generator.state)
 
     def feasible(self, genome: Genome) -> bool:
-        """Within ``evolution.max_flops`` and ``max_params`` (always, without limits)."""
+        """Within ``evolution.max_flops``, ``max_params`` and ``max_latency_ms`` (always, without limits)."""
         if not self.constrained:
             return True
         assert self.cost is not None
         cost = self.cost(genome)
-        return (not self.config.max_flops or cost.flops <= self.config.max_flops) and (
-            not self.config.max_params or cost.parameters <= self.config.max_params
+        return (
+            (not self.config.max_flops or cost.flops <= self.config.max_flops)
+            and (not self.config.max_params or cost.parameters <= self.config.max_params)
+            and (not self.config.max_latency_ms or cost.value("latency") <= self.config.max_latency_ms)
         )
 
     def costs(self, genome: Genome) -> list[float]:
@@ -125,7 +128,7 @@ class _GenerationalSearch:
             if self.feasible(genome):
                 return genome
         raise UserError(
-            f"no feasible genome in {RANDOM_DRAWS:,} random draws: evolution.max_flops / max_params leave too "
+            f"no feasible genome in {RANDOM_DRAWS:,} random draws: evolution.max_flops / max_params / max_latency_ms leave too "
             "few networks for random drawing; raise them, or start from evolution.init = \"zeros\" (genetic, nsga2)"
         )
 

@@ -26,9 +26,9 @@ from genetic_cnn.records import CURVE, CurvePoint, EvaluationResult
 
 DATABASE = "run.db"
 LOCK = ".lock"
-SCHEMA_VERSION = 2
-"""1: meta, evaluations, generations. 2 adds ``curves``; a version-1 database gains it when opened for
-writing (``resume``) and reads as one without curves when opened read-only."""
+SCHEMA_VERSION = 3
+"""1: meta, evaluations, generations. 2 adds ``curves``, 3 adds ``latency``; an older database gains
+them when opened for writing (``resume``) and reads as one without them when opened read-only."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +47,34 @@ CREATE TABLE IF NOT EXISTS curves (
     generation INTEGER NOT NULL, slot INTEGER NOT NULL, epoch INTEGER NOT NULL, train_loss REAL,
     validation_accuracy REAL, validation_loss REAL, PRIMARY KEY (generation, slot, epoch)
 );
+CREATE TABLE IF NOT EXISTS latency (
+    key TEXT NOT NULL, device TEXT NOT NULL, batch INTEGER NOT NULL, milliseconds REAL NOT NULL,
+    spread REAL NOT NULL, runs INTEGER NOT NULL, threads INTEGER NOT NULL, hardware TEXT NOT NULL,
+    seconds REAL NOT NULL, measured_at REAL NOT NULL, PRIMARY KEY (key, device, batch)
+);
 """
+
+
+@dataclass(frozen=True)
+class LatencyRecord:
+    """One architecture's measured forward-pass time (``genetic_cnn.latency``), measured once per run."""
+
+    key: str
+    """The architecture (``graph.architecture_key``): equivalent strings build the same network."""
+    device: str
+    """``cpu`` or ``cuda``: the kind of device it was timed on."""
+    batch: int
+    milliseconds: float
+    """The median time of one forward pass of ``batch`` images."""
+    spread: float
+    """The interquartile range of the timed blocks, in milliseconds."""
+    runs: int
+    """Forward passes timed."""
+    threads: int
+    hardware: str
+    """The GPU's name, or the CPU's."""
+    seconds: float
+    """What measuring it took."""
 
 _EVALUATION_COLUMNS = [item.name for item in fields(EvaluationResult)]
 
@@ -292,6 +319,12 @@ class RunStore:
                 [(result.generation, result.slot, *point) for point in curve],
             )
 
+    def add_latency(self, record: LatencyRecord) -> None:
+        """Commit one measured latency now: a resumed run reads it back instead of timing again."""
+        values = [getattr(record, item.name) for item in fields(LatencyRecord)] + [time.time()]
+        with self._write():
+            self._db.execute(f"INSERT OR REPLACE INTO latency VALUES ({', '.join('?' * len(values))})", values)
+
     def add_generation(self, record: GenerationRecord) -> None:
         with self._write():
             self._db.execute(
@@ -370,6 +403,18 @@ class RunStore:
         for g, slot, *point in rows:
             curves.setdefault((g, slot), []).append(tuple(point))  # type: ignore[arg-type]
         return curves
+
+    def latencies(self) -> list[LatencyRecord]:
+        """Every stored latency; none for a database written before latencies were kept."""
+        row = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='latency'").fetchone()
+        if row is None:
+            return []
+        names = ", ".join(item.name for item in fields(LatencyRecord))
+        try:
+            rows = self._db.execute(f"SELECT {names} FROM latency ORDER BY key, device, batch").fetchall()
+        except sqlite3.Error as error:
+            raise _storage_error(error, self.path) from None
+        return [LatencyRecord(*values) for values in rows]
 
     def evaluation_times(self) -> list[float]:
         """When each evaluation was committed (seconds since the epoch), in (generation, slot) order."""

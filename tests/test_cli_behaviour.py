@@ -37,7 +37,7 @@ def test_the_readme_table_is_what_load_config_gives() -> None:
     for name, text in defaults.items():
         section, key = name.split(".")
         value = config[section][key]
-        shown = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+        shown = json.dumps(value) if isinstance(value, (str, list)) else str(value).lower() if isinstance(value, bool) else str(value)
         assert text in (shown, str(value)), f"README says {name} = {text}, load_config gives {value!r}"
 
 
