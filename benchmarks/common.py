@@ -83,19 +83,22 @@ def matmul_rate(size: int = 2048, seconds: float = 1.0, rounds: int = 3) -> dict
     return {"best": max(rates), "median": statistics.median(rates), "size": size}
 
 
-def machine() -> dict[str, Any]:
-    import torch
-
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what ``platform`` knows. No torch."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "arch": platform.machine(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,

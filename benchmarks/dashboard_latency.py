@@ -12,7 +12,6 @@ Needs Debian's chromium and chromium-driver and selenium (the ``dev`` extra).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import statistics
@@ -21,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from common import write_json
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--updates", type=int, default=10)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "dashboard_latency.json")
+    parser.add_argument("--json", help="write the figures here (default benchmarks/results/dashboard_latency.json)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp()) / "run"
     shutil.copytree(args.run, work)
@@ -96,8 +96,7 @@ def main() -> None:
     print(f"page load {load:.2f} s; update after a commit: median {result['update_s']['median']:.2f} s "
           f"(min {min(latencies):.2f}, max {max(latencies):.2f}, {len(latencies)} updates); "
           f"/api/state {result['state_bytes']:,} bytes for {len(data.evaluations)} evaluations")  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {write_json(result, 'dashboard_latency', args.json)}")
 
 
 if __name__ == "__main__":

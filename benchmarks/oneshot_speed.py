@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import machine
+from common import machine, write_json
 
 from genetic_cnn.data import load_datasets
 from genetic_cnn.graph import representative
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--order", choices=("key", "stratified"), default="key")
     parser.add_argument("--start", type=int, default=0, help="key order: the first architecture's position")
     parser.add_argument("--stride", type=int, default=1, help="key order: every STRIDE-th architecture")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--json", help="write the figures here (default benchmarks/results/oneshot_speed.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with load_run(args.run) as run:
@@ -83,9 +83,7 @@ def main() -> None:
         "per_arch_ratio_min_max": [min(w / c for w, c in zip(whole, kept)), max(w / c for w, c in zip(whole, kept))],
     }  # fmt: skip
     print(json.dumps(figures, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {write_json(figures, 'oneshot_speed', args.json)}")
 
 
 if __name__ == "__main__":

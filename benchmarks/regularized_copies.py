@@ -18,7 +18,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+
+from common import write_json
 
 from genetic_cnn.config import EvolutionConfig
 from genetic_cnn.graph import architecture_key
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default="digits-standalone", help="table whose means are the fitness (default digits-standalone)")
     parser.add_argument("--seeds", type=int, default=100, help="run seeds 0 .. S-1 (default 100)")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--json", help="write the figures here (default benchmarks/results/regularized_copies.json)")
     args = parser.parse_args(argv)
     lookup = TableLookup(load_table(args.table))
     config = EvolutionConfig(strategy="regularized", population=20, generations=50, sample_size=5, q_mutation=0.1)
@@ -60,10 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "one_draw": measure(lookup, config, range(args.seeds), redraw=False),
         "redrawn": measure(lookup, config, range(args.seeds), redraw=True),
     }  # fmt: skip
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    print(json.dumps(figures, indent=2))
+    print(f"wrote {write_json(figures, 'regularized_copies', args.json)}")
     return 0
 
 

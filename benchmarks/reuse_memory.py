@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import load_average, table, wait_until_quiet, write_json
+from common import cpu_model, load_average, table, wait_until_quiet, write_json
 
 GENOMES = ("0-00|0-00-000-0000", "1-11|1-11-101-1001", "1-01|0-01-100-0111")
 SIDES = ("glibc", "reuse")
@@ -191,16 +191,6 @@ def interval(ratios: list[float]) -> tuple[float, float]:
     mean, spread = statistics.fmean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
     t = T95[len(logs) - 2] if len(logs) - 1 <= len(T95) else 2.0
     return math.exp(mean - t * spread), math.exp(mean + t * spread)
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return "unknown"
 
 
 def per_pair(pairs: list[dict[str, dict[str, Any]]], side: str, genome: str, key: str) -> list[float]:

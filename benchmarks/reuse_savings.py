@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import write_json
 
 from genetic_cnn.config import EvolutionConfig
 from genetic_cnn.genome import Genome
@@ -41,7 +40,6 @@ from genetic_cnn.search import FitnessLedger, GeneticSearch, evaluation_seed
 PAPER_MNIST = EvolutionConfig(population=20, generations=50, p_mutation=0.8, q_mutation=0.1, p_crossover=0.2, q_crossover=0.3)
 NODES = (3, 5)
 POLICIES = (("retrain", "string"), ("reuse", "string"), ("reuse", "architecture"))
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -178,9 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": [vars(outcome) | {"share_saved": outcome.saved} for outcome in outcomes],
         "summary": summary,
     }
-    target = Path(args.json) if args.json else RESULTS / f"{args.name}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    target = write_json(result, args.name, args.json)
     print(f"\nwrote {target}")
     return result
 

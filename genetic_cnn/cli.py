@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_show)
 
     evolve = sub.add_parser("evolve", help="run an evolution (make demo: --config experiments/configs/demo.toml)")
-    evolve.add_argument("--config", type=Path, help="TOML config (default: every key at its README default)")
+    evolve.add_argument("--config", type=Path, help="TOML config (default: every key at its default, docs/configuration.md)")
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set evolution.population=10 (repeatable)")  # fmt: skip
     evolve.add_argument("--out", type=Path, help="run folder (default runs/<dataset>-<strategy>-<fitness method>-<time>)")

@@ -2,7 +2,8 @@
 
 A config has six sections, ``data``, ``space``, ``evolution``, ``train``, ``evaluation`` and ``run``. Every
 key has a documented default; training defaults depend on the network preset (the paper's
-schedules, section 3 of PAPER.md). No torch here.
+schedules: Xie & Yuille, "Genetic CNN", ICCV 2017, arXiv:1703.01513,
+sections 4.1 and 4.2). No torch here.
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ SECTIONS: dict[str, type] = {
     "run": RunConfig,
 }
 
-# Training defaults that follow the preset unless the config sets them (PAPER.md section 3).
+# Training defaults that follow the preset unless the config sets them (Xie & Yuille, "Genetic CNN", ICCV 2017,
+# arXiv:1703.01513, sections 4.1 and 4.2).
 PRESET_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist": {"schedule": ((20, 1e-3), (4, 1e-4), (1, 1e-5)), "optimizer": "adam", "batch_size": 128},
     "cifar10": {
@@ -279,8 +281,8 @@ PRESET_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# Operator rates that follow the preset unless the config sets them (PAPER.md section 3: CIFAR-10
-# mutates and crosses less than MNIST).
+# Operator rates that follow the preset unless the config sets them (Xie & Yuille, "Genetic CNN", ICCV 2017,
+# arXiv:1703.01513, sections 4.1 and 4.2: CIFAR-10 mutates and crosses less than MNIST).
 PRESET_EVOLUTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist": {"q_mutation": 0.1, "q_crossover": 0.3},
     "digits": {"q_mutation": 0.1, "q_crossover": 0.3},

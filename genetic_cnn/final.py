@@ -6,7 +6,7 @@ search's training and validation splits together: nothing is held out, no choice
 result), measures it once on the test set, and repeats for each seed. The report is the test
 accuracy per seed and its mean ± std (sample standard deviation, 0 for one seed).
 
-Schedule: ``config.train`` (the preset's defaults, PAPER.md section 3, unless the config says
+Schedule: ``config.train`` (the preset's defaults, the paper's sections 4.1 and 4.2, unless the config says
 otherwise). ``--epochs N`` rescales it to N epochs in total, keeping the proportions of the
 phases: phase boundaries are scaled and rounded, phases left with no epoch are dropped
 (``scale_schedule``; the step scheduler's ``step_epochs`` is scaled alike). With no held-out split

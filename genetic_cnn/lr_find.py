@@ -280,8 +280,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "lr-find", help="learning-rate range test: plot loss against an exponentially growing rate, suggest one",
         description="Leslie Smith's range test: the rate grows exponentially from --start to --end over --steps "
-        "mini-batches; the smoothed loss (beta 0.98) is plotted against it, the test stops when the loss "
-        "exceeds 4x its best. Suggests the steepest descent point and a tenth of the minimum's rate.",
+        "mini-batches; the loss, smoothed by a centred moving average over 5% of the steps, is plotted against "
+        "it; the test stops when an exponential average of the same span exceeds 4x its best. Suggests the "
+        "steepest descent point and a tenth of the minimum's rate.",
     )  # fmt: skip
     add_common_arguments(parser)
     parser.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")

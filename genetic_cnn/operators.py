@@ -1,4 +1,4 @@
-"""Genetic operators of Algorithm 1 (Xie & Yuille 2017, section 3.2; PAPER.md section 2).
+"""Genetic operators of Algorithm 1 (Xie & Yuille, "Genetic CNN", ICCV 2017, arXiv:1703.01513, section 3.2).
 
 Pure functions: each takes an explicit ``numpy.random.Generator`` and never touches global
 random state, so a run is reproducible from its seed.

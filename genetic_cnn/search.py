@@ -54,7 +54,8 @@ def evaluation_seed(run_seed: int, generation: int, slot: int) -> int:
 
 
 class _GenerationalSearch:
-    """ask/tell bookkeeping shared by both strategies; subclasses say how a generation is bred."""
+    """ask/tell bookkeeping shared by every strategy (genetic, random, regularized, calibration, tabulation,
+    NSGA-II); subclasses say how a generation is bred."""
 
     tells_own_evaluation = False
     """False: tell() takes each individual's mean over all its evaluations (the paper's re-evaluation

@@ -52,7 +52,7 @@ SHIPPED: dict[str, str] = {
     "digits-standalone": "experiments/configs/table_digits.toml",
     "mnist-oneshot": "experiments/configs/table_mnist_oneshot.toml",
 }
-"""Tables the package ships, by name -> the config that builds them (README, "Tables of the whole space")."""
+"""Tables the package ships, by name -> the config that builds them (docs/tables.md, "Shipped tables")."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class Table:
         return None if value is None else int(value)
 
     def split_description(self) -> str:
-        """How the table's seeds relate to the data split, in words (README, docs/tables.md)."""
+        """How the table's seeds relate to the data split, in words (docs/tables.md)."""
         if self.split_seed is None:
             return "split varies with seed: each seed is a run seed that also drew its own data split (an older table)"
         return f"one data split (split seed {self.split_seed}) for every seed: the seeds vary the training only"
@@ -339,7 +339,7 @@ def load_table(name_or_path: str) -> Table:
         if not packaged.is_file():
             raise UserError(
                 f"table {name_or_path} is not built in this installation; build it with "
-                f"`genetic-cnn tabulate --config {SHIPPED[name_or_path]} ...` (README, \"Tables of the whole space\") "
+                f"`genetic-cnn tabulate --config {SHIPPED[name_or_path]} ...` (docs/tables.md, \"Shipped tables\") "
                 "or give the path of a table file"
             )
         with resources.as_file(packaged) as file:

@@ -34,7 +34,7 @@ def test_cifar10_paper_settings() -> None:
     assert (config.data.dataset, config.data.validation) == ("cifar10", 10000)
 
 
-# The files the README, the Makefile and experiments/ point users to.
+# The files the README, docs/, the Makefile and experiments/ point users to.
 SHIPPED = {"demo.toml", "mnist_paper.toml", "cifar10_paper.toml", "compare_mnist.toml", "mnist_oneshot.toml",
            "table_digits.toml", "table_mnist_oneshot.toml"}
 

@@ -1,4 +1,4 @@
-"""Settings that follow the preset unless the config sets them (PAPER.md section 3)."""
+"""Settings that follow the preset unless the config sets them (Xie & Yuille, "Genetic CNN", ICCV 2017, arXiv:1703.01513, sections 4.1 and 4.2)."""
 
 from __future__ import annotations
 

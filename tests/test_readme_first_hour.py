@@ -1,6 +1,7 @@
 """The README's first hour, as a newcomer follows it literally: every command it shows exists and does
-what the README says (make targets and variables, the installed command, the demo's folder name),
-the preset sizes agree with what the tool warns, and the loading snippet prints no warning."""
+what the README says (make targets and variables, the installed command, the demo's folder name);
+the preset sizes docs/own-data.md states agree with what the tool warns, and the loading snippet of
+docs/notebooks-and-tools.md prints no warning."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from genetic_cnn.saved import load_trained, save_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+OWN_DATA = (ROOT / "docs" / "own-data.md").read_text(encoding="utf-8")
+TOOLS = (ROOT / "docs" / "notebooks-and-tools.md").read_text(encoding="utf-8")
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 
 
@@ -98,8 +101,8 @@ def test_the_install_variants_the_readme_shows_are_what_make_runs() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_the_readme_states_the_image_sizes_each_preset_takes_without_a_warning(name: str) -> None:
-    text = " ".join(section("Your own data").split())
+def test_the_docs_state_the_image_sizes_each_preset_takes_without_a_warning(name: str) -> None:
+    text = " ".join(OWN_DATA.split())
     found = re.search(rf"`{re.escape(name)}`(?: and `[\w-]+`)? (\d+) to (\d+)(?: pixels)? \(", text)
     if found is None:  # "`cifar10` and `cifar10-large` 15 to 63": the second name shares the first's sizes
         found = re.search(rf"`[\w-]+` and `{re.escape(name)}` (\d+) to (\d+)", text)
@@ -120,9 +123,9 @@ def test_the_readme_states_the_image_sizes_each_preset_takes_without_a_warning(n
 
 
 @pytest.mark.slow
-def test_the_readmes_torch_only_loading_prints_no_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    (snippet,) = [block for block in code_blocks(README, "python") if "torch.jit.load" in block]
+def test_the_docs_torch_only_loading_prints_no_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (snippet,) = [block for block in code_blocks(TOOLS, "python") if "torch.jit.load" in block]
     preset = PRESETS["digits"]
     metadata = {"genome": "1-01|0-01-100-0111", "preset": preset.name, "network": asdict(preset)}
     (tmp_path / "final").mkdir()
@@ -130,7 +133,7 @@ def test_the_readmes_torch_only_loading_prints_no_warning(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exec(compile(snippet, "README.md", "exec"), {})
+        exec(compile(snippet, "docs/notebooks-and-tools.md", "exec"), {})
         load_trained("final/seed0.torchscript.pt")
     assert [str(w.message) for w in caught] == []
     assert capsys.readouterr().out.split() == ["1-01|0-01-100-0111", "digits"]

@@ -191,7 +191,7 @@ def test_compare_strategies_on_the_tiny_table(tiny_table: Path, tmp_path: Path) 
 def test_the_paper_search_on_a_full_size_table(tmp_path: Path) -> None:
     """Issue 15: N=20, T=50 with table fitness on the digits space (1,812 architectures, 3 seeds): the shipped
     table when it is built, else a synthetic one of its size. Its time is printed, not asserted (a timed
-    assertion fails on a slower machine; the README gives the measured time)."""
+    assertion fails on a slower machine; docs/tables.md gives the measured time)."""
     overrides = ["run.device=cpu", "evolution.population=20", "evolution.generations=50"]
     shipped = table_module.shipped_path("digits-standalone")
     table = "digits-standalone" if shipped.is_file() else str(write_synthetic_table(tmp_path / "full.json.gz", overrides))
