@@ -33,9 +33,9 @@ import numpy as np
 from genetic_cnn.config import OBJECTIVES, EvolutionConfig, config_from_dict
 from genetic_cnn.errors import UserError
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.table import Table, load_table
-from genetic_cnn.table_pareto import ExactFront, cost_matrix, found_front, weighted_sum
-from genetic_cnn.table_search import TableLookup, simulate
+from genetic_cnn.tables.pareto import ExactFront, cost_matrix, found_front, weighted_sum
+from genetic_cnn.tables.simulate import TableLookup, simulate
+from genetic_cnn.tables.table import Table, load_table
 
 STRATEGIES = ("nsga2", "random", "weighted-sum")
 COLOURS = {"nsga2": "#1f77b4", "random": "#d62728", "weighted-sum": "#2ca02c"}

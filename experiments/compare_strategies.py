@@ -3,7 +3,7 @@
     python experiments/compare_strategies.py --table digits-standalone --seeds 1000 --out runs/strategies-digits
 
 Each (strategy, seed) is a search driven through ask/tell with table fitness in memory
-(``genetic_cnn.table_search.simulate``: the genomes and fitness a run folder with
+(``genetic_cnn.tables.simulate.simulate``: the genomes and fitness a run folder with
 ``evaluation.method = "table"`` and that ``run.seed`` would hold, without the folder or torch).
 Settings: the table's preset's defaults, which are the paper's (N = 20, T = 50, p_M/q_M, p_C/q_C,
 roulette, re-evaluation averaged); regularized evolution with tournaments of ``--sample-size``.
@@ -41,8 +41,8 @@ import numpy as np
 from genetic_cnn.config import EvolutionConfig, config_from_dict
 from genetic_cnn.errors import UserError
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.table import Table, load_table
-from genetic_cnn.table_search import INCUMBENT_RULES, TableLookup, Trace, held_out_column, simulate
+from genetic_cnn.tables.simulate import INCUMBENT_RULES, TableLookup, Trace, held_out_column, simulate
+from genetic_cnn.tables.table import Table, load_table
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "genetic": {"strategy": "genetic"},

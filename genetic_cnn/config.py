@@ -17,14 +17,14 @@ from typing import Any, get_args, get_origin, get_type_hints
 import tomli_w
 
 from genetic_cnn.errors import UserError
-from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
+from genetic_cnn.space.presets import BALANCED_MAX_NODES, PRESETS, NetworkPreset, get_preset
 
 # The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "synthetic", "folder", "arrays")
 LAYOUTS = ("auto", "nchw", "nhwc")
 STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation", "nsga2")
 OBJECTIVES = ("accuracy", "flops", "params")
-"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.cost``) are minimised."""
+"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.space.cost``) are minimised."""
 MULTI_OBJECTIVE_STRATEGIES = ("nsga2", "random")
 CONSTRAINED_STRATEGIES = ("genetic", "random", "regularized", "nsga2")
 SELECTIONS = ("roulette", "tournament")
@@ -34,16 +34,9 @@ REEVALUATIONS = ("retrain", "reuse")
 SCHEDULERS = ("piecewise", "step", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adam", "sgd")
 EXECUTORS = ("auto", "serial", "processes", "ray")
-FITNESS_METHODS: dict[str, str] = {
-    "standalone": "genetic_cnn.evaluate",
-    "one-shot": "genetic_cnn.oneshot",
-    "table": "genetic_cnn.table_fitness",
-}
-"""``evaluation.method`` -> the module that implements it (``genetic_cnn.fitness`` says what a module provides)."""
-METHODS = tuple(FITNESS_METHODS)
+METHODS = ("standalone", "one-shot", "table")
+"""``evaluation.method``: each implemented by a module of ``genetic_cnn.fitness`` (``fitness.methods.method_module``)."""
 SAMPLING_RULES = ("uniform", "balanced")
-BALANCED_MAX_NODES = 6
-"""Balanced path sampling enumerates a stage's strings: 2^15 for 6 nodes, 2^21 for 7 is too many."""
 
 
 SUPERNET_SCHEDULE: tuple[tuple[int, float], ...] = ((8, 1e-3), (2, 1e-4))
@@ -92,7 +85,7 @@ class SpaceConfig:
     """The search space: a network preset and, optionally, changes to it."""
 
     preset: str = "digits"
-    """mnist | cifar10 | cifar10-large | digits; see ``genetic_cnn.presets``."""
+    """mnist | cifar10 | cifar10-large | digits; see ``genetic_cnn.space.presets``."""
     nodes: tuple[int, ...] = ()
     """Ordinary nodes per stage; empty = the preset's."""
     channels: tuple[int, ...] = ()
@@ -134,7 +127,7 @@ class EvolutionConfig:
     a baseline): the run keeps the Pareto front (summary.json, report, ``train --run RUN --front-rank K``)."""
     max_flops: int = 0
     """Forward FLOPs per image (a multiply-add counts 2) a network may have; 0 = no limit. Counted from the
-    genome (``genetic_cnn.cost``); a network above it is never trained nor selected."""
+    genome (``genetic_cnn.space.cost``); a network above it is never trained nor selected."""
     max_params: int = 0
     """Parameters a network may have; 0 = no limit. As ``max_flops``."""
 
@@ -168,12 +161,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """How an individual's fitness is measured (``genetic_cnn.fitness``)."""
+    """How an individual's fitness is measured (``genetic_cnn.fitness.methods``)."""
 
     method: str = "standalone"
     """standalone (the paper: every evaluation trains the network from scratch) | one-shot (the
-    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.oneshot``) |
-    table (one of the architecture's measured seeds, read from ``table``; ``genetic_cnn.table_fitness``)."""
+    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.fitness.oneshot``) |
+    table (one of the architecture's measured seeds, read from ``table``; ``genetic_cnn.fitness.table``)."""
     supernet_schedule: tuple[tuple[int, float], ...] = SUPERNET_SCHEDULE
     """One-shot: [[epochs, learning_rate], ...] of the supernet's training, with ``train``'s optimizer,
     scheduler and batch size; the default follows the preset (``PRESET_EVALUATION_DEFAULTS``)."""
@@ -531,8 +524,8 @@ def _check_constraints(config: Config) -> None:
             f"evolution.max_flops and max_params limit a search; evolution.strategy = {evolution.strategy} measures "
             "fixed architectures: set them to 0"
         )
-    from genetic_cnn.cost import network_cost
-    from genetic_cnn.genome import Genome
+    from genetic_cnn.space.cost import network_cost
+    from genetic_cnn.space.genome import Genome
 
     preset = config.preset()
     cheapest = network_cost(Genome.zeros(preset.nodes), preset)
@@ -554,7 +547,3 @@ def _check_schedule(name: str, schedule: tuple[tuple[int, float], ...]) -> None:
             raise ConfigError(f"{name}[{index}] has learning rate {rate}; it must be positive")
     if sum(epochs for epochs, _ in schedule) == 0:
         raise ConfigError(f"{name} has no epochs; give at least one epoch, e.g. [[1, 0.001]]")
-
-
-def total_epochs(train: TrainConfig) -> int:
-    return sum(epochs for epochs, _ in train.schedule)

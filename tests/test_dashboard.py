@@ -19,12 +19,12 @@ import pytest
 from conftest import TINY, cli_command, run_cli
 
 from genetic_cnn.config import load_config
-from genetic_cnn.dashboard import Dashboard, genome_svg, make_server
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
-from genetic_cnn.records import OK, EvaluationResult
-from genetic_cnn.rundata import RunData, pct
-from genetic_cnn.store import DATABASE, RunStore
+from genetic_cnn.history.rundata import RunData, pct
+from genetic_cnn.history.store import DATABASE, RunStore
+from genetic_cnn.report.dashboard import Dashboard, genome_svg, make_server
+from genetic_cnn.search.records import OK, EvaluationResult
 
 UPDATE_WITHIN = 5.0
 """Seconds the page may take to show a newly committed evaluation (it polls every second)."""
