@@ -1,4 +1,6 @@
-"""`genetic-cnn …`: thin subcommands over the Python API.
+"""`genetic-cnn …`: thin subcommands over the Python API. show, evolve, resume and export live here;
+the other commands in the modules beside this one, each importing its tool only when it runs, so
+``--help`` loads no torch.
 
 Bad input (a UserError or ValueError from parsing) is printed on one line, exit status 2.
 """
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The modules that add their own subcommands with ``add_parser(subparsers)``, in ``--help``'s order.
+# The other commands, each added by its module's ``add_*parser(subparsers)``, in ``--help``'s order.
 FEATURE_COMMANDS = (report.add_parser, calibrate.add_parser, tabulate.add_parser, train.add_parser,
                     lr_find.add_parser, report.add_dashboard_parser, train.add_onnx_parser)
 

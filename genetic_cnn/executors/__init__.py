@@ -85,7 +85,7 @@ def choose_executor(config: Config) -> Config:
 
     if evaluates_in_process(config):
         # Table lookups: microseconds each, where a worker takes seconds to start; and they count each
-        # architecture's evaluations in run order (table_fitness), which only one process can do.
+        # architecture's evaluations in run order (fitness.table), which only one process can do.
         return config if run.executor == "serial" else replace(config, run=replace(run, executor="serial"))
     if run.executor != "auto":
         return config

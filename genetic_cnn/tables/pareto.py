@@ -2,7 +2,7 @@
 a simulated search's front reaches against it (``experiments/compare_objectives.py``). No torch.
 
 The truth is the table's mean validation accuracy over its seeds and the counted cost; a search sees
-only the seeds its evaluations draw (``table_search.simulate``). The front a search found is the one
+only the seeds its evaluations draw (``tables.simulate.simulate``). The front a search found is the one
 it believes in: the non-dominated architectures by their observed mean accuracy at the end of the run,
 scored with their true mean accuracy. Hypervolume is measured on objectives scaled by the exact
 front's ideal and nadir points (the exact front spans [0, 1] in each), against the reference point

@@ -204,7 +204,7 @@ class SeedDraws:
     Standalone: architecture ``index``'s k-th evaluation reads ``permutation(index)[k mod S]``, so its
     first S evaluations read S distinct seeds, and over run seeds every order is equally likely. One-shot:
     every evaluation reads the run's one supernet (``supernet``). Pure functions of (run seed, index, k),
-    so a resumed run, or ``table_search.simulate``, draws what the uninterrupted run drew.
+    so a resumed run, or ``tables.simulate.simulate``, draws what the uninterrupted run drew.
     """
 
     def __init__(self, run_seed: int, seeds: int, one_shot: bool = False) -> None:
