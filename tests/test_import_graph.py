@@ -115,11 +115,11 @@ ALLOWED = {
     "search": {"space", "config", "errors"},
     "data": {"config", "errors", "progress"},
     "history": {"space", "search", "config", "errors"},
-    "tables": {"space", "search", "history", "config", "errors"},
+    "tables": {"space", "search", "config", "errors"},
     "nn": {"space", "data", "config", "errors", "progress"},
     "fitness": {"space", "search", "nn", "data", "tables", "history", "config", "errors", "progress"},
     "executors": {"space", "search", "fitness", "data", "config", "errors"},
-    "report": {"space", "search", "fitness", "tables", "history", "config", "errors", "files"},
+    "report": {"space", "search", "fitness", "history", "config", "errors", "files"},
 }
 
 
