@@ -27,10 +27,10 @@ from common import load_average, machine, matmul_rate, table, write_json
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from genetic_cnn.genome import Genome
-from genetic_cnn.memory import reuse_freed_memory
-from genetic_cnn.network import build_network
-from genetic_cnn.presets import MNIST
+from genetic_cnn.nn.memory import reuse_freed_memory
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import MNIST
 
 # Operators (as the profiler names them) by kind; everything else is "other".
 KINDS = {

@@ -24,10 +24,10 @@ from common import write_json
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from genetic_cnn.dashboard import make_server
-from genetic_cnn.records import OK, EvaluationResult
-from genetic_cnn.rundata import RunData
-from genetic_cnn.store import RunStore
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.history.store import RunStore
+from genetic_cnn.report.dashboard import make_server
+from genetic_cnn.search.records import OK, EvaluationResult
 
 
 def browser() -> webdriver.Chrome:

@@ -50,12 +50,12 @@ from common import (
 )
 
 from genetic_cnn.config import DataConfig, TrainConfig
-from genetic_cnn.data import Datasets, load_datasets
-from genetic_cnn.genome import Genome
-from genetic_cnn.memory import reuse_freed_memory
-from genetic_cnn.network import build_network, count_flops
-from genetic_cnn.presets import MNIST, NetworkPreset
-from genetic_cnn.train import evaluate_model, train_model
+from genetic_cnn.data.datasets import Datasets, load_datasets
+from genetic_cnn.nn.memory import reuse_freed_memory
+from genetic_cnn.nn.network import build_network, count_flops
+from genetic_cnn.nn.train import evaluate_model, train_model
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import MNIST, NetworkPreset
 
 LEARNING_RATE = 1e-3  # the MNIST preset's first phase (Adam)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # what baseline code copies from tutorials

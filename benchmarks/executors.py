@@ -54,7 +54,7 @@ def evolve(folder: Path, settings: list[str]) -> dict[str, Any]:
     rows = list(csv.DictReader(io.StringIO(exported)))
     history = [(r["slot"], r["genome"], r["seed"], r["status"], r["accuracy"], r["test_accuracy"]) for r in rows]
     history.sort()
-    from genetic_cnn.store import load_run
+    from genetic_cnn.history.store import load_run
 
     with load_run(folder) as run:
         evaluations, finished = run.evaluations(), run.evaluation_times()

@@ -29,7 +29,7 @@ import json, sys, time
 import torch
 torch.set_num_threads(1)
 from genetic_cnn.config import DataConfig
-from genetic_cnn.data import load_datasets
+from genetic_cnn.data.datasets import load_datasets
 started = time.perf_counter()
 data = load_datasets(DataConfig(dataset="folder", root=sys.argv[1]), seed=0)
 seconds = time.perf_counter() - started

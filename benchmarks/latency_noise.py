@@ -1,4 +1,4 @@
-"""How long timing one network's latency takes, and how much the timed latency varies (``genetic_cnn.latency``).
+"""How long timing one network's latency takes, and how much the timed latency varies (``genetic_cnn.fitness.latency``).
 
 For each preset (digits, mnist) and each of three networks (the all-zero genome, a random one, the
 all-one genome), the run's own ``time_forward`` (batch ``--batch``, one thread, channels_last,
@@ -21,9 +21,9 @@ import time
 import numpy as np
 import torch
 
-from genetic_cnn.genome import Genome
-from genetic_cnn.latency import MIN_RUN_TIME, time_forward
-from genetic_cnn.presets import get_preset
+from genetic_cnn.fitness.latency import MIN_RUN_TIME, time_forward
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import get_preset
 
 
 def main() -> None:

@@ -48,12 +48,12 @@ from common import (
 )
 
 from genetic_cnn.config import DataConfig, TrainConfig
-from genetic_cnn.data import Split, load_datasets
-from genetic_cnn.genome import Genome
-from genetic_cnn.memory import reuse_freed_memory, reusing_freed_memory
-from genetic_cnn.network import build_network, count_flops
-from genetic_cnn.presets import MNIST
-from genetic_cnn.train import batch_bounds, train_model
+from genetic_cnn.data.datasets import Split, load_datasets
+from genetic_cnn.nn.memory import reuse_freed_memory, reusing_freed_memory
+from genetic_cnn.nn.network import build_network, count_flops
+from genetic_cnn.nn.train import batch_bounds, train_model
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import MNIST
 
 FULL_TRAINING_IMAGES = 25 * 50_000  # the paper's MNIST schedule: 25 epochs of 50,000 images
 

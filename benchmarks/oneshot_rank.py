@@ -31,9 +31,9 @@ from common import machine
 from scipy.stats import kendalltau, spearmanr
 
 from genetic_cnn.config import Config, load_config
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import OK, EvaluationTask
-from genetic_cnn.space import stratified_sample
+from genetic_cnn.search.records import OK, EvaluationTask
+from genetic_cnn.space.enumerate import stratified_sample
+from genetic_cnn.space.graph import architecture_key
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,7 +86,7 @@ def append(path: Path, record: dict[str, Any]) -> None:
 
 
 def run_standalone(args: argparse.Namespace, genomes: list, seed: int, done: dict, log: Path) -> None:
-    from genetic_cnn.evaluate import Evaluator
+    from genetic_cnn.fitness.standalone import Evaluator
 
     todo = [genome for genome in genomes if ("standalone", seed, architecture_key(genome)) not in done]
     if not todo:
@@ -111,7 +111,7 @@ def supernet_work(args: argparse.Namespace, seed: int, sampling: str) -> Path:
 
 
 def run_oneshot(args: argparse.Namespace, genomes: list, seed: int, done: dict, log: Path, sampling: str) -> None:
-    from genetic_cnn import oneshot
+    from genetic_cnn.fitness import oneshot
 
     kind = oneshot_kind(sampling)
     todo = [genome for genome in genomes if (kind, seed, architecture_key(genome)) not in done]
@@ -122,7 +122,7 @@ def run_oneshot(args: argparse.Namespace, genomes: list, seed: int, done: dict, 
     # Data split as for standalone (seed 0); the supernet's weights and paths follow its own seed.
     config = study_config(args, seed, folder, sampling)
     data_config = study_config(args, 0, folder)
-    from genetic_cnn.data import load_datasets
+    from genetic_cnn.data.datasets import load_datasets
 
     datasets = load_datasets(data_config.data, seed=0)
     started = time.perf_counter()
@@ -218,7 +218,7 @@ def main() -> None:
     if not args.summary_only:
         measure_all(args, genomes, done, log)
     supernet_training = {}
-    from genetic_cnn import oneshot
+    from genetic_cnn.fitness import oneshot
 
     for sampling in args.sampling:
         for seed in range(args.supernets):

@@ -29,13 +29,13 @@ import numpy as np
 import torch
 from common import machine, write_json
 
-from genetic_cnn.data import load_datasets
-from genetic_cnn.graph import representative
-from genetic_cnn.oneshot import OneShotEvaluator
-from genetic_cnn.space import architectures, stratified_sample
-from genetic_cnn.store import load_run
-from genetic_cnn.supernet import recalibrate_batch_norm
-from genetic_cnn.train import evaluate_model
+from genetic_cnn.data.datasets import load_datasets
+from genetic_cnn.fitness.oneshot import OneShotEvaluator
+from genetic_cnn.fitness.supernet import recalibrate_batch_norm
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.train import evaluate_model
+from genetic_cnn.space.enumerate import architectures, stratified_sample
+from genetic_cnn.space.graph import representative
 
 
 def main() -> None:

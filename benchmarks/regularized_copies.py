@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from common import write_json
 
 from genetic_cnn.config import EvolutionConfig
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.search import RegularizedSearch
-from genetic_cnn.table import load_table
-from genetic_cnn.table_search import TableLookup
+from genetic_cnn.search.strategies import RegularizedSearch
+from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.tables.simulate import TableLookup
+from genetic_cnn.tables.table import load_table
 
 
 def measure(lookup: TableLookup, config: EvolutionConfig, seeds: Sequence[int], redraw: bool) -> dict[str, float]:

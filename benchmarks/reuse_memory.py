@@ -1,14 +1,14 @@
 """Does ``run.reuse_memory`` make the project's training faster? Page faults and images/s, A/B.
 
 Each side runs in a fresh process, because the allocator setting is process-wide and cannot be
-undone: *reuse* calls ``genetic_cnn.memory.reuse_freed_memory()`` (what ``run.reuse_memory = true``
+undone: *reuse* calls ``genetic_cnn.nn.memory.reuse_freed_memory()`` (what ``run.reuse_memory = true``
 does), *glibc* leaves malloc at glibc's real defaults (nothing pinned: no ``mallopt``, and the
 ``MALLOC_*`` / ``GLIBC_TUNABLES`` environment variables are removed from the child's environment).
 The sides alternate, one pair after another, and the side that goes first alternates too
 (AB BA AB ...), so a drift in the machine's load hits both equally.
 
 In each process, for every genome in turn (as an evaluation worker does), a fresh MNIST-preset
-network is trained by the project's own ``genetic_cnn.train.train_model`` with its defaults
+network is trained by the project's own ``genetic_cnn.nn.train.train_model`` with its defaults
 (channels_last, Adam, batch 128) for one epoch of ``--warmup + --steps + 1`` batches. A forward
 pre-hook on the network stamps the clock, the minor page faults (``getrusage().ru_minflt``) and the
 CPU counters at the start of each training step, so the figures cover exactly ``--steps`` whole
@@ -115,11 +115,11 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     from common import cpu_sample, others_share
 
     from genetic_cnn.config import DataConfig, TrainConfig
-    from genetic_cnn.data import Split, load_datasets
-    from genetic_cnn.memory import reuse_freed_memory, reusing_freed_memory
-    from genetic_cnn.network import build_network
-    from genetic_cnn.presets import MNIST
-    from genetic_cnn.train import train_model
+    from genetic_cnn.data.datasets import Split, load_datasets
+    from genetic_cnn.nn.memory import reuse_freed_memory, reusing_freed_memory
+    from genetic_cnn.nn.network import build_network
+    from genetic_cnn.nn.train import train_model
+    from genetic_cnn.space.presets import MNIST
 
     if side == "reuse" and not reuse_freed_memory():
         raise SystemExit("run.reuse_memory has no effect here (it needs Linux with glibc)")

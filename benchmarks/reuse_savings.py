@@ -33,9 +33,9 @@ import numpy as np
 from common import write_json
 
 from genetic_cnn.config import EvolutionConfig
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.search import FitnessLedger, GeneticSearch, evaluation_seed
+from genetic_cnn.search.strategies import FitnessLedger, GeneticSearch, evaluation_seed
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 PAPER_MNIST = EvolutionConfig(population=20, generations=50, p_mutation=0.8, q_mutation=0.1, p_crossover=0.2, q_crossover=0.3)
 NODES = (3, 5)

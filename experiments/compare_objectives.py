@@ -5,13 +5,13 @@
     (or: python experiments/compare_strategies.py --table ... --objectives accuracy,flops ...)
 
 Each (strategy, seed) is a search driven through ask/tell with table fitness in memory
-(``table_search.simulate``), the preset's defaults otherwise (the paper's N = 20, p_M/q_M, p_C/q_C):
+(``tables.simulate.simulate``), the preset's defaults otherwise (the paper's N = 20, p_M/q_M, p_C/q_C):
 - nsga2: ``evolution.strategy = "nsga2"`` with the objectives;
 - random: N fresh genomes a generation, the same budget;
 - weighted-sum: the paper's GA (roulette) told scaled accuracy minus the mean scaled cost, equal
-  weights (``table_pareto.weighted_sum``), one run per seed.
+  weights (``tables.pareto.weighted_sum``), one run per seed.
 Each run's front is the one it believes in (its observed means), scored with the table's mean
-accuracy (``table_pareto``): the hypervolume as a fraction of the exact front's (all 1,812
+accuracy (``tables.pareto``): the hypervolume as a fraction of the exact front's (all 1,812
 architectures), at budgets of ``--generations`` (comma-separated T). Intervals: mean and 95%
 Student-t interval over seeds, and of the paired difference to NSGA-II (the same seeds).
 Written to ``--out``: ``objectives.md``, ``objectives.json``, ``hypervolume.png``, and with
@@ -33,9 +33,9 @@ import numpy as np
 from genetic_cnn.config import OBJECTIVES, EvolutionConfig, config_from_dict
 from genetic_cnn.errors import UserError
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.table import Table, load_table
-from genetic_cnn.table_pareto import ExactFront, cost_matrix, found_front, weighted_sum
-from genetic_cnn.table_search import TableLookup, simulate
+from genetic_cnn.tables.pareto import ExactFront, cost_matrix, found_front, weighted_sum
+from genetic_cnn.tables.simulate import TableLookup, simulate
+from genetic_cnn.tables.table import Table, load_table
 
 STRATEGIES = ("nsga2", "random", "weighted-sum")
 COLOURS = {"nsga2": "#1f77b4", "random": "#d62728", "weighted-sum": "#2ca02c"}

@@ -39,7 +39,7 @@ import numpy as np
 from genetic_cnn.config import Config, load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import resume_run, settled, start_run
-from genetic_cnn.store import DATABASE, load_run
+from genetic_cnn.history.store import DATABASE, load_run
 
 STRATEGIES = ("genetic", "random")
 COLOURS = {"genetic": "#1f77b4", "random": "#d62728"}

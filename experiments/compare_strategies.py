@@ -3,17 +3,17 @@
     python experiments/compare_strategies.py --table digits-standalone --seeds 1000 --out runs/strategies-digits
 
 Each (strategy, seed) is a search driven through ask/tell with table fitness in memory
-(``genetic_cnn.table_search.simulate``: the genomes and fitness a run folder with
+(``genetic_cnn.tables.simulate.simulate``: the genomes and fitness a run folder with
 ``evaluation.method = "table"`` and that ``run.seed`` would hold, without the folder or torch).
 Settings: the table's preset's defaults, which are the paper's (N = 20, T = 50, p_M/q_M, p_C/q_C,
 roulette, re-evaluation averaged); regularized evolution with tournaments of ``--sample-size``.
 
 Judged with a truth the search did not see: run seed s searches on the table less one seed, the
-held-out seed h(s) (``table_search.held_out_column``, the same for every strategy), and its
+held-out seed h(s) (``tables.simulate.held_out_column``, the same for every strategy), and its
 incumbent is scored on seed h's validation accuracy (*held-out*) and on the mean test accuracy over
 all seeds (*test*; tables that measure it), beside the mean validation accuracy over all seeds
 (*all seeds*: partly the very seeds the search read, so flattering to whatever got lucky there).
-The incumbent is named by both rules (``table_search.INCUMBENT_RULES``): the best single observation
+The incumbent is named by both rules (``tables.simulate.INCUMBENT_RULES``): the best single observation
 so far, and the best current mean. Strategies are compared by paired differences, arm minus random
 on the same run seed, with 95% Student-t intervals over the seeds. *oracle*: the genetic search
 told each architecture's mean over all the table's seeds, noiseless: how far the noise holds the
@@ -41,8 +41,8 @@ import numpy as np
 from genetic_cnn.config import EvolutionConfig, config_from_dict
 from genetic_cnn.errors import UserError
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.table import Table, load_table
-from genetic_cnn.table_search import INCUMBENT_RULES, TableLookup, Trace, held_out_column, simulate
+from genetic_cnn.tables.simulate import INCUMBENT_RULES, TableLookup, Trace, held_out_column, simulate
+from genetic_cnn.tables.table import Table, load_table
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "genetic": {"strategy": "genetic"},

@@ -19,7 +19,7 @@ import numpy as np
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
 
 HERE = Path(__file__).parent
 

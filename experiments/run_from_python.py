@@ -14,9 +14,9 @@ from pathlib import Path
 from genetic_cnn import Genome, build_network
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.network import count_parameters
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.network import count_parameters
+from genetic_cnn.space.graph import architecture_key
 
 HERE = Path(__file__).parent
 

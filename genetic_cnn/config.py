@@ -18,15 +18,15 @@ from typing import Any, get_args, get_origin, get_type_hints
 import tomli_w
 
 from genetic_cnn.errors import UserError
-from genetic_cnn.presets import PRESETS, NetworkPreset, get_preset
+from genetic_cnn.space.presets import BALANCED_MAX_NODES, PRESETS, NetworkPreset, get_preset
 
 # The allowed values of every key with a fixed set of choices, defined here once.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "synthetic", "folder", "arrays")
 LAYOUTS = ("auto", "nchw", "nhwc")
 STRATEGIES = ("genetic", "random", "regularized", "calibration", "tabulation", "nsga2")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
-"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.cost``, counted) and
-latency (``genetic_cnn.latency``, measured on the run's device) are minimised."""
+"""``evolution.objectives``: accuracy is maximised; flops and params (``genetic_cnn.space.cost``, counted) and
+latency (``genetic_cnn.fitness.latency``, measured on the run's device) are minimised."""
 MULTI_OBJECTIVE_STRATEGIES = ("nsga2", "random")
 CONSTRAINED_STRATEGIES = ("genetic", "random", "regularized", "nsga2")
 SELECTIONS = ("roulette", "tournament")
@@ -36,16 +36,9 @@ REEVALUATIONS = ("retrain", "reuse")
 SCHEDULERS = ("piecewise", "step", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adam", "sgd")
 EXECUTORS = ("auto", "serial", "processes", "ray")
-FITNESS_METHODS: dict[str, str] = {
-    "standalone": "genetic_cnn.evaluate",
-    "one-shot": "genetic_cnn.oneshot",
-    "table": "genetic_cnn.table_fitness",
-}
-"""``evaluation.method`` -> the module that implements it (``genetic_cnn.fitness`` says what a module provides)."""
-METHODS = tuple(FITNESS_METHODS)
+METHODS = ("standalone", "one-shot", "table")
+"""``evaluation.method``: each implemented by a module of ``genetic_cnn.fitness.methods`` (``fitness.methods.method_module``)."""
 SAMPLING_RULES = ("uniform", "balanced")
-BALANCED_MAX_NODES = 6
-"""Balanced path sampling enumerates a stage's strings: 2^15 for 6 nodes, 2^21 for 7 is too many."""
 
 
 SUPERNET_SCHEDULE: tuple[tuple[int, float], ...] = ((8, 1e-3), (2, 1e-4))
@@ -94,7 +87,7 @@ class SpaceConfig:
     """The search space: a network preset and, optionally, changes to it."""
 
     preset: str = "digits"
-    """mnist | cifar10 | cifar10-large | digits; see ``genetic_cnn.presets``."""
+    """mnist | cifar10 | cifar10-large | digits; see ``genetic_cnn.space.presets``."""
     nodes: tuple[int, ...] = ()
     """Ordinary nodes per stage; empty = the preset's."""
     channels: tuple[int, ...] = ()
@@ -134,15 +127,15 @@ class EvolutionConfig:
     """What the search optimises: ["accuracy"] (one objective, every strategy) or accuracy and costs to
     minimise, e.g. ["accuracy", "flops"], ["accuracy", "latency"] or ["accuracy", "flops", "params"] (strategy
     nsga2, or random for a baseline): the run keeps the Pareto front (summary.json, report,
-    ``train --run RUN --front-rank K``). Latency is timed on the run's device (``genetic_cnn.latency``)."""
+    ``train --run RUN --front-rank K``). Latency is timed on the run's device (``genetic_cnn.fitness.latency``)."""
     max_flops: int = 0
     """Forward FLOPs per image (a multiply-add counts 2) a network may have; 0 = no limit. Counted from the
-    genome (``genetic_cnn.cost``); a network above it is never trained nor selected."""
+    genome (``genetic_cnn.space.cost``); a network above it is never trained nor selected."""
     max_params: int = 0
     """Parameters a network may have; 0 = no limit. As ``max_flops``."""
     max_latency_ms: float = 0.0
     """Milliseconds one forward pass of ``latency_batch`` images may take on the run's device; 0 = no limit.
-    Measured once per architecture and stored in the run (``genetic_cnn.latency``); a network above it is
+    Measured once per architecture and stored in the run (``genetic_cnn.fitness.latency``); a network above it is
     never trained nor selected."""
     latency_batch: int = 1
     """Images per forward pass whose time is the latency (objective ``latency``, ``max_latency_ms``);
@@ -178,12 +171,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """How an individual's fitness is measured (``genetic_cnn.fitness``)."""
+    """How an individual's fitness is measured (``genetic_cnn.fitness.methods``)."""
 
     method: str = "standalone"
     """standalone (the paper: every evaluation trains the network from scratch) | one-shot (the
-    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.oneshot``) |
-    table (one of the architecture's measured seeds, read from ``table``; ``genetic_cnn.table_fitness``)."""
+    network's path through a weight-sharing supernet trained once per run; ``genetic_cnn.fitness.oneshot``) |
+    table (one of the architecture's measured seeds, read from ``table``; ``genetic_cnn.fitness.table``)."""
     supernet_schedule: tuple[tuple[int, float], ...] = SUPERNET_SCHEDULE
     """One-shot: [[epochs, learning_rate], ...] of the supernet's training, with ``train``'s optimizer,
     scheduler and batch size; the default follows the preset (``PRESET_EVALUATION_DEFAULTS``)."""
@@ -530,7 +523,7 @@ def _check_objectives(config: Config) -> None:
 def _check_constraints(config: Config) -> None:
     """A limit no genome meets is refused now: the all-zero genome (one convolution per stage) is the
     cheapest network of the space in FLOPs and in parameters. A latency limit is checked when the run
-    starts, on its device (``genetic_cnn.latency``)."""
+    starts, on its device (``genetic_cnn.fitness.latency``)."""
     evolution = config.evolution
     limits = {"max_flops": evolution.max_flops, "max_params": evolution.max_params}
     for key, value in limits.items():
@@ -549,8 +542,8 @@ def _check_constraints(config: Config) -> None:
             f"evolution.max_flops, max_params and max_latency_ms limit a search; evolution.strategy = "
             f"{evolution.strategy} measures fixed architectures: set them to 0"
         )
-    from genetic_cnn.cost import network_cost
-    from genetic_cnn.genome import Genome
+    from genetic_cnn.space.cost import network_cost
+    from genetic_cnn.space.genome import Genome
 
     preset = config.preset()
     cheapest = network_cost(Genome.zeros(preset.nodes), preset)
@@ -572,7 +565,3 @@ def _check_schedule(name: str, schedule: tuple[tuple[int, float], ...]) -> None:
             raise ConfigError(f"{name}[{index}] has learning rate {rate}; it must be positive")
     if sum(epochs for epochs, _ in schedule) == 0:
         raise ConfigError(f"{name} has no epochs; give at least one epoch, e.g. [[1, 0.001]]")
-
-
-def total_epochs(train: TrainConfig) -> int:
-    return sum(epochs for epochs, _ in train.schedule)

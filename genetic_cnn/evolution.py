@@ -21,26 +21,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
-from genetic_cnn.cost import LATENCY, cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors import Executor, choose_executor, make_executor
-from genetic_cnn.fitness import check_fitness_inputs, check_stored_fitness, prepare_fitness
-from genetic_cnn.fitness_method import FitnessMethod
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.latency import RunLatency, uses_latency
-from genetic_cnn.operators import GenerationLog
+from genetic_cnn.fitness.latency import RunLatency, uses_latency
+from genetic_cnn.fitness.method import FitnessMethod
+from genetic_cnn.fitness.methods import check_fitness_inputs, check_stored_fitness, prepare_fitness
+from genetic_cnn.history.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
+from genetic_cnn.history.summary import GenerationSummary
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
-from genetic_cnn.records import OK, REUSED, EvaluationResult, EvaluationTask
-from genetic_cnn.report import write_summary
-from genetic_cnn.search import FitnessLedger, evaluation_seed, make_search
-from genetic_cnn.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
-from genetic_cnn.summary import GenerationSummary
-from genetic_cnn.tensorboard import check_tensorboard
+from genetic_cnn.report.markdown import write_summary
+from genetic_cnn.report.tensorboard import check_tensorboard
+from genetic_cnn.search.operators import GenerationLog
+from genetic_cnn.search.records import OK, REUSED, EvaluationResult, EvaluationTask
+from genetic_cnn.search.strategies import FitnessLedger, evaluation_seed, make_search
+from genetic_cnn.space.cost import LATENCY, cost_function
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 if TYPE_CHECKING:
-    from genetic_cnn.arrays import LabelledImages
+    from genetic_cnn.data.arrays import LabelledImages
 
 Echo = Callable[[str], None]
 OnResult = Callable[[EvaluationResult], None]
@@ -146,7 +146,7 @@ class RunRecorder:
         self._board: Any = None
         self._finished_before = store.status == "finished"  # a resume that only replays writes no second HParams
         if store.config.run.tensorboard:
-            from genetic_cnn.tensorboard import TensorBoardLog
+            from genetic_cnn.report.tensorboard import TensorBoardLog
 
             best = max((e.fitness_input for e in self._stored.values() if e.trained), default=0.0)
             self._board = TensorBoardLog(store.folder, store.config, len(self._stored), best)
@@ -331,7 +331,7 @@ def start_run(
     check_new_folder(folder)
     own = None
     if data is not None:
-        from genetic_cnn.arrays import from_memory
+        from genetic_cnn.data.arrays import from_memory
 
         own = from_memory(data, config.data.layout, progress)
         config = replace(config, data=replace(config.data, dataset="arrays", root=str(folder / OWN_DATA_FILE)))
@@ -342,7 +342,7 @@ def start_run(
     try:
         write_config_file(folder, config)
         if own is not None:
-            from genetic_cnn.arrays import save_npz
+            from genetic_cnn.data.arrays import save_npz
 
             save_npz(own, folder / OWN_DATA_FILE)
         return _drive(store, progress, echo, checked=True, on_result=on_result)
@@ -408,7 +408,7 @@ def load_run_evaluations_exist(folder: Path) -> bool:
 
 def _remove_empty_run(folder: Path, remove_folder: bool) -> None:
     """Remove what ``start_run`` wrote, and nothing else: the folder was new or empty (``check_new_folder``)."""
-    from genetic_cnn.oneshot import SUPERNET_FOLDER
+    from genetic_cnn.fitness.oneshot import SUPERNET_FOLDER
 
     for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", LOCK, CONFIG_FILE, OWN_DATA_FILE,
                  f"{CONFIG_FILE}.partial", "summary.json"):  # fmt: skip
@@ -512,12 +512,12 @@ def check_inputs(config: Config, own: LabelledImages | None = None) -> None:
     """Fail on a bad device, missing dataset files or a preset that cannot take the data's images,
     now, before any folder is made, progress bar shown or network trained; warn on a preset much
     smaller than the data. ``own``: images in memory that stand for ``config.data``'s file."""
-    from genetic_cnn.device import resolve_device
+    from genetic_cnn.nn.device import resolve_device
 
     resolve_device(config.run.device)
     check_tensorboard(config)
     if config.evolution.strategy in ("calibration", "tabulation"):
-        from genetic_cnn.space import architectures
+        from genetic_cnn.space.enumerate import architectures
 
         count = len(architectures(config.preset().nodes))
         if config.evolution.strategy == "calibration" and config.evolution.population > count:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from genetic_cnn.genome import Genome
-from genetic_cnn.search import GeneticSearch, RandomSearch
+from genetic_cnn.search.strategies import GeneticSearch, RandomSearch
+from genetic_cnn.space.genome import Genome
 
 # A run of a few seconds: synthetic 8x8 images, the digits search space with few channels.
 TINY = [
@@ -85,7 +85,7 @@ class Trainings:
 
 def count_trainings(monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> Trainings:
     """Wrap ``Evaluator.evaluate`` (for the rest of the test) to count, and optionally interrupt, trainings."""
-    from genetic_cnn.evaluate import Evaluator
+    from genetic_cnn.fitness.standalone import Evaluator
 
     trainings = Trainings(stop_at)
     real = Evaluator.evaluate

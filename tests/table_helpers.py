@@ -8,9 +8,9 @@ import numpy as np
 from conftest import TINY
 
 from genetic_cnn.config import Config, load_config
-from genetic_cnn.graph import representative
-from genetic_cnn.space import architectures
-from genetic_cnn.table import COLUMNS, FORMAT, VERSION, Architecture, Measurement, Table, write_table
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.space.graph import representative
+from genetic_cnn.tables.table import COLUMNS, FORMAT, VERSION, Architecture, Measurement, Table, write_table
 
 TINY_SPACE = [*TINY, "space.nodes=[2, 3]"]
 """TINY on a space of 12 architectures: a table of it trains in seconds."""

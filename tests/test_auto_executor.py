@@ -11,7 +11,7 @@ from test_evolution import history
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
 from genetic_cnn.executors import available_cores, choose_executor
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
 
 CPU = ["run.device=cpu"]
 

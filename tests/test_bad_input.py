@@ -16,7 +16,7 @@ import torch
 from conftest import TINY, run_cli, set_args
 from own_data import class_image, npz_arrays, save_png, write_image_folder, write_npz
 
-from genetic_cnn.cli import build_parser
+from genetic_cnn.cli.app import build_parser
 
 Setup = Callable[[Path], list[str]]
 """Prepares what a row needs in the test's folder; returns the arguments after the command."""

@@ -25,15 +25,15 @@ from own_data import class_colour, class_image, npz_arrays, save_png, write_imag
 from PIL import Image
 from test_bad_input import Setup, arrays_with, everything_under, evolve_with, write
 
-from genetic_cnn import image_folder
-from genetic_cnn.arrays import from_memory
 from genetic_cnn.config import DataConfig, load_config
-from genetic_cnn.data import load_datasets
+from genetic_cnn.data import folders as image_folder
+from genetic_cnn.data.arrays import from_memory
+from genetic_cnn.data.datasets import load_datasets
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import resume_run, start_run
-from genetic_cnn.genome import Genome
-from genetic_cnn.network import build_network
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.space.genome import Genome
 
 GENOME = "1-01|0-01-100-0111"  # the digits preset's stages, as TINY's
 

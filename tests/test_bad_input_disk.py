@@ -33,9 +33,9 @@ from test_bad_input import (
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.export import export_evaluations
-from genetic_cnn.oneshot import CHECKPOINT, FITNESS_DB, SUPERNET_FOLDER, WEIGHTS
-from genetic_cnn.store import load_run
+from genetic_cnn.fitness.oneshot import CHECKPOINT, FITNESS_DB, SUPERNET_FOLDER, WEIGHTS
+from genetic_cnn.history.export import export_evaluations
+from genetic_cnn.history.store import load_run
 
 ONE_SHOT = [*TINY, "evaluation.method=one-shot", "evaluation.supernet_schedule=[[2, 0.003]]",
             "evaluation.calibration_images=64", "evolution.generations=1"]  # fmt: skip

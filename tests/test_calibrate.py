@@ -12,13 +12,13 @@ import pytest
 from conftest import TINY, count_trainings, run_cli, set_args
 from scipy.stats import kendalltau
 
-from genetic_cnn.calibrate import RANKS, WEAK, calibrate, kendall_error, load_results, parse_fidelity, verdict
 from genetic_cnn.config import EvolutionConfig, load_config
-from genetic_cnn.graph import architecture_key, count_convolutions
-from genetic_cnn.report import write_report
-from genetic_cnn.search import CalibrationSearch, make_search
-from genetic_cnn.space import architectures
-from genetic_cnn.store import RunStore
+from genetic_cnn.history.store import RunStore
+from genetic_cnn.report.markdown import write_report
+from genetic_cnn.search.strategies import CalibrationSearch, make_search
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.space.graph import architecture_key, count_convolutions
+from genetic_cnn.tools.calibrate import RANKS, WEAK, calibrate, kendall_error, load_results, parse_fidelity, verdict
 
 NODES = (3, 5)
 FIDELITIES = [(), ("data.subset=400", "train.schedule=[[2, 0.003]]")]
@@ -76,7 +76,7 @@ def test_a_tau_within_the_scatter_of_unrelated_orders_is_undecided_whatever_its_
 
 
 def test_reliability_recovers_a_known_intra_class_correlation() -> None:
-    from genetic_cnn.calibrate import reliability
+    from genetic_cnn.tools.calibrate import reliability
 
     rng = np.random.default_rng(11)
     icc, seeds, inside_one, inside_mean, estimates = 0.5, 2, 0, 0, []
@@ -94,7 +94,7 @@ def test_reliability_recovers_a_known_intra_class_correlation() -> None:
     # Seed Pearson 0.50: a perfect proxy reaches tau ~ 0.6 against the mean of two seeds, above seed-to-seed tau (0.33)
     perfect = reliability(np.array([[0.0, 0.0], [1.0, 1.0]]) + 0)  # no within variance: undefined
     assert perfect is None
-    from genetic_cnn.calibrate import Reliability
+    from genetic_cnn.tools.calibrate import Reliability
 
     ceiling = Reliability(0.5, (0.4, 0.6), true_mean, (0.5, 0.8)).tau_ceiling_of_mean
     assert ceiling == pytest.approx(0.61, abs=0.01) and ceiling > 2 / math.pi * math.asin(0.5)
@@ -104,7 +104,7 @@ def test_reliability_recovers_a_known_intra_class_correlation() -> None:
 
 
 def test_the_closing_line_agrees_with_the_table() -> None:
-    from genetic_cnn.calibrate import FidelityResult, closing_line
+    from genetic_cnn.tools.calibrate import FidelityResult, closing_line
 
     def fidelity(name: str, tau: float, error: float) -> FidelityResult:
         return FidelityResult(name, (), "", 12, 2, 24, 0, 90.0, 1.0, 1.0, tau, (tau,), error, 3.0,

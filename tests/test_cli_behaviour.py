@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY, cli_command, run_cli, set_args
 
-from genetic_cnn.cli_args import resolve_config
+from genetic_cnn.cli.args import resolve_config
 from genetic_cnn.config import PRESET_TRAIN_DEFAULTS, load_config, parse_override
-from genetic_cnn.presets import DIGITS, MNIST, size_warning
+from genetic_cnn.space.presets import DIGITS, MNIST, size_warning
 
 REFERENCE = Path(__file__).parent.parent / "docs" / "configuration.md"
 
@@ -78,7 +78,7 @@ def test_resume_may_change_where_a_run_trains_and_records_it(tmp_path: Path) -> 
     assert run_cli("evolve", "--out", str(folder), "--quiet", *set_args(TINY)).returncode == 0
     resumed = run_cli("resume", str(folder), "--quiet", "--set", "run.workers=2", "--set", "run.threads=1")
     assert resumed.returncode == 0, resumed.stderr
-    from genetic_cnn.store import load_run
+    from genetic_cnn.history.store import load_run
 
     with load_run(folder) as run:
         assert run.config.run.workers == 2 and run.meta("config_changes")[0]["set"] == ["run.workers=2", "run.threads=1"]

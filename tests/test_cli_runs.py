@@ -14,9 +14,9 @@ from conftest import TINY, count_trainings, run_cli, set_args
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.noise import FitnessNoise, noise_verdict
-from genetic_cnn.records import OK, REUSED
-from genetic_cnn.store import load_run
+from genetic_cnn.history.noise import FitnessNoise, noise_verdict
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.records import OK, REUSED
 
 GENERATIONS = 2  # TINY's
 POPULATION = 4

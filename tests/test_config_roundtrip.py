@@ -11,8 +11,8 @@ from conftest import TINY
 
 from genetic_cnn.config import Config, load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.presets import PRESETS
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.space.presets import PRESETS
 
 ODD_ROOT = 'datasets/with space/\u00fc, "quotes", a \\ backslash and a # hash'
 # A value other than the default for every key that a run on synthetic data can use.

@@ -14,13 +14,13 @@ import torch
 from conftest import TINY
 
 from genetic_cnn.config import DataConfig, TrainConfig, config_from_dict, load_config
-from genetic_cnn.data import load_datasets
+from genetic_cnn.data.datasets import load_datasets
 from genetic_cnn.evolution import resume_run, start_run
-from genetic_cnn.records import CURVE, OK, EvaluationResult
-from genetic_cnn.report import write_report
-from genetic_cnn.rundata import RunData
-from genetic_cnn.store import DATABASE, SCHEMA_VERSION, RunStore, load_run
-from genetic_cnn.train import fit, train_model
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.history.store import DATABASE, SCHEMA_VERSION, RunStore, load_run
+from genetic_cnn.nn.train import fit, train_model
+from genetic_cnn.report.markdown import write_report
+from genetic_cnn.search.records import CURVE, OK, EvaluationResult
 
 CURVED = TINY + ["train.schedule=[[3, 0.003]]"]
 

@@ -19,14 +19,14 @@ import pytest
 from conftest import TINY, cli_command, run_cli
 
 from genetic_cnn.config import load_config
-from genetic_cnn.dashboard import Dashboard, genome_svg, make_server
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
-from genetic_cnn.front import run_front
-from genetic_cnn.genome import Genome
-from genetic_cnn.records import OK, EvaluationResult
-from genetic_cnn.rundata import RunData, key_of, pct
-from genetic_cnn.store import DATABASE, RunStore
+from genetic_cnn.history.front import run_front
+from genetic_cnn.history.rundata import RunData, key_of, pct
+from genetic_cnn.history.store import DATABASE, RunStore
+from genetic_cnn.report.dashboard import Dashboard, genome_svg, make_server
+from genetic_cnn.search.records import OK, EvaluationResult
+from genetic_cnn.space.genome import Genome
 
 UPDATE_WITHIN = 5.0
 """Seconds the page may take to show a newly committed evaluation (it polls every second)."""

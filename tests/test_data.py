@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genetic_cnn.config import DataConfig
-from genetic_cnn.data import DatasetError, Datasets, load_datasets, validation_count
+from genetic_cnn.data.datasets import DatasetError, Datasets, load_datasets, validation_count
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TRAIN_SIZE, TEST_SIZE = 120, 30

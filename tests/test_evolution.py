@@ -7,8 +7,8 @@ from conftest import TINY
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.records import OK, REUSED
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.records import OK, REUSED
 
 
 def tiny_run(folder: Path, *extra: str) -> Path:
@@ -82,8 +82,8 @@ class PlantedExecutor:
     SCORES = (None, 0.99, 0.995, 0.99)
 
     def run(self, tasks):
-        from genetic_cnn.graph import architecture_key
-        from genetic_cnn.records import FAILED, EvaluationResult
+        from genetic_cnn.search.records import FAILED, EvaluationResult
+        from genetic_cnn.space.graph import architecture_key
 
         for task in tasks:
             where = (task.generation, task.slot, task.genome, architecture_key(task.genome), task.seed)
@@ -99,7 +99,7 @@ class PlantedExecutor:
 
 def planted_parents(folder: Path, seed: int) -> list[int]:
     from genetic_cnn.evolution import Evolution
-    from genetic_cnn.store import RunStore
+    from genetic_cnn.history.store import RunStore
 
     settings = ["data.dataset=synthetic", "space.preset=digits", "evolution.population=4", "evolution.generations=1"]
     store = RunStore.create(folder, load_config(None, [*settings, f"run.seed={seed}"]), {"genetic_cnn": "test"})
@@ -118,7 +118,7 @@ def test_a_failure_is_the_worst_without_setting_r_min(tmp_path: Path) -> None:
     and the three others would be drawn about equally (measured here with the same roulette)."""
     import numpy as np
 
-    from genetic_cnn.operators import roulette_select
+    from genetic_cnn.search.operators import roulette_select
 
     parents = [p for seed in range(10) for p in planted_parents(tmp_path / f"run{seed}", seed)]
     assert parents == [2] * 40
@@ -127,8 +127,8 @@ def test_a_failure_is_the_worst_without_setting_r_min(tmp_path: Path) -> None:
 
 
 def test_an_individual_that_failed_once_keeps_the_mean_of_its_measurements(tmp_path: Path) -> None:
-    from genetic_cnn.genome import Genome
-    from genetic_cnn.search import FitnessLedger
+    from genetic_cnn.search.strategies import FitnessLedger
+    from genetic_cnn.space.genome import Genome
 
     ledger = FitnessLedger("string")
     genome = Genome.from_string("1-01|0-01-100-0111")

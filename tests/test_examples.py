@@ -21,10 +21,10 @@ import pytest
 from conftest import TINY, set_args
 
 from genetic_cnn.config import load_config
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.network import build_network, count_parameters
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.network import build_network, count_parameters
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"

@@ -20,9 +20,9 @@ from genetic_cnn.evolution import start_run
 from genetic_cnn.executors import SerialExecutor, make_executor
 from genetic_cnn.executors.processes import ProcessExecutor, plan_workers
 from genetic_cnn.executors.ray_actors import RAY_MISSING
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import FAILED, OK, EvaluationTask
+from genetic_cnn.search.records import FAILED, OK, EvaluationTask
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 # One thread everywhere: bit-identical results across executors, and no fight over the 2 cores.
 PARALLEL = ["run.threads=1", "run.workers=2"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_cli
 
-import genetic_cnn.evaluate
+import genetic_cnn.fitness.standalone
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.records import FAILED, OK, REUSED, EvaluationResult
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.records import FAILED, OK, REUSED, EvaluationResult
 
 # Survivors are reused (rows without test accuracy or loss), and one training raises (a failed row
 # whose message needs CSV quoting).
@@ -26,7 +26,7 @@ KEY_FIELDS = ("generation", "slot", "genome", "key", "seed", "status", "accuracy
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    real = genetic_cnn.evaluate.train_model
+    real = genetic_cnn.fitness.standalone.train_model
     calls = []
 
     def third_training_raises(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(genetic_cnn.evaluate, "train_model", third_training_raises)
+        patch.setattr(genetic_cnn.fitness.standalone, "train_model", third_training_raises)
         folder = start_run(load_config(None, OVERRIDES), out=tmp_path_factory.mktemp("export") / "run",
                            progress=False, echo=lambda line: None)  # fmt: skip
     statuses = {e.status for e in stored(folder)}

@@ -14,14 +14,14 @@ import pytest
 import torch
 from conftest import TINY, cli_command, set_args
 
-import genetic_cnn.evaluate
+import genetic_cnn.fitness.standalone
 from genetic_cnn.config import load_config
-from genetic_cnn.evaluate import Evaluator
 from genetic_cnn.evolution import start_run
-from genetic_cnn.genome import Genome
-from genetic_cnn.operators import roulette_select
-from genetic_cnn.records import DIVERGED, FAILED, OK, EvaluationTask
-from genetic_cnn.store import load_run
+from genetic_cnn.fitness.standalone import Evaluator
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.operators import roulette_select
+from genetic_cnn.search.records import DIVERGED, FAILED, OK, EvaluationTask
+from genetic_cnn.space.genome import Genome
 
 
 def quiet(line: str) -> None:
@@ -98,12 +98,12 @@ OOM_MESSAGE = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.75 GiB 
 
 
 class OutOfMemoryOnce:
-    """Stands in for ``train_model`` in genetic_cnn.evaluate: raises what torch raises when the GPU
+    """Stands in for ``train_model`` in genetic_cnn.fitness.standalone: raises what torch raises when the GPU
     is full on the first ``failures`` calls, then trains for real. Records each call's batch size."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
-        self.real = genetic_cnn.evaluate.train_model
+        self.real = genetic_cnn.fitness.standalone.train_model
         self.batch_sizes: list[int] = []
 
     def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -118,7 +118,7 @@ def test_out_of_memory_is_retried_once_at_half_the_batch(monkeypatch: pytest.Mon
     config = load_config(None, TINY)  # batch size 64
     task = EvaluationTask(1, 2, str(Genome.ones(config.preset().nodes)), seed=5)
     flaky = OutOfMemoryOnce(failures=1)
-    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", flaky)
+    monkeypatch.setattr(genetic_cnn.fitness.standalone, "train_model", flaky)
     result = Evaluator.from_config(config).evaluate(task)
     assert flaky.batch_sizes == [64, 32]
     assert result.status == OK and result.error == ""
@@ -135,7 +135,7 @@ def test_out_of_memory_is_retried_once_at_half_the_batch(monkeypatch: pytest.Mon
 def test_out_of_memory_twice_is_failed_with_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(None, TINY)
     always = OutOfMemoryOnce(failures=10**6)
-    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", always)
+    monkeypatch.setattr(genetic_cnn.fitness.standalone, "train_model", always)
     result = Evaluator.from_config(config).evaluate(EvaluationTask(0, 1, str(Genome.ones(config.preset().nodes)), seed=3))
     assert always.batch_sizes == [64, 32]  # one retry, not more
     assert result.status == FAILED and result.fitness_input == 0.0
@@ -146,7 +146,7 @@ def test_out_of_memory_twice_is_failed_with_the_message(monkeypatch: pytest.Monk
 
 def test_an_out_of_memory_retry_is_recorded_in_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     flaky = OutOfMemoryOnce(failures=1)
-    monkeypatch.setattr(genetic_cnn.evaluate, "train_model", flaky)
+    monkeypatch.setattr(genetic_cnn.fitness.standalone, "train_model", flaky)
     folder = start_run(load_config(None, TINY + ["evolution.generations=0"]), out=tmp_path / "run", progress=False, echo=quiet)
     assert flaky.batch_sizes == [64, 32, 64, 64, 64]  # only the first evaluation needed the retry
     with load_run(folder) as run:

@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from genetic_cnn.cli import main
-from genetic_cnn.cli_args import resolve_config
+from genetic_cnn.cli.args import resolve_config
 from genetic_cnn.config import ConfigError, TrainConfig, load_config
-from genetic_cnn.data import augment_batch, augment_padding, load_datasets
+from genetic_cnn.data.datasets import augment_batch, augment_padding, load_datasets
 from genetic_cnn.errors import UserError
-from genetic_cnn.final import FinalResult, scale_schedule, train_final
-from genetic_cnn.network import build_network
-from genetic_cnn.presets import DIGITS
-from genetic_cnn.saved import load_trained, save_trained, trained_metadata
-from genetic_cnn.train import evaluate_model
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.nn.saved import load_trained, save_trained, trained_metadata
+from genetic_cnn.nn.train import evaluate_model
+from genetic_cnn.space.presets import DIGITS
+from genetic_cnn.tools.final import FinalResult, scale_schedule, train_final
 
 GENOME = "1-01|0-01-100-0111"
 TINY = ["data.dataset=synthetic", "space.preset=digits", "space.channels=[4, 8]", "run.device=cpu"]
@@ -177,8 +177,8 @@ def test_without_augmentation_training_matches_the_search_trainer() -> None:
     from dataclasses import replace
 
     from genetic_cnn.config import DataConfig
-    from genetic_cnn.final import train_full
-    from genetic_cnn.train import train_model
+    from genetic_cnn.nn.train import train_model
+    from genetic_cnn.tools.final import train_full
 
     data = load_datasets(DataConfig(dataset="synthetic"), seed=0)
     config = TrainConfig(schedule=((1, 3e-3), (1, 3e-4)), batch_size=64)

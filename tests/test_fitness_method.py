@@ -14,11 +14,11 @@ import pytest
 from conftest import TINY
 from table_helpers import TINY_SPACE, write_synthetic_table
 
-from genetic_cnn.cli import _print_outcome
+from genetic_cnn.cli.app import _print_outcome
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import default_run_folder, start_run
-from genetic_cnn.report import comparison_markdown, run_markdown
-from genetic_cnn.rundata import RunData
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.report.markdown import comparison_markdown, run_markdown
 
 ONE_SHOT = TINY + ["evaluation.method=one-shot", "evaluation.supernet_schedule=[[2, 0.003]]",
                    "evaluation.calibration_images=64", "evaluation.supernet_sampling=balanced"]  # fmt: skip

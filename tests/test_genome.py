@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genetic_cnn.genome import Genome, bits_per_stage, edge_list
+from genetic_cnn.space.genome import Genome, bits_per_stage, edge_list
 
 
 def test_round_trip_paper_notation() -> None:

@@ -8,8 +8,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from genetic_cnn.genome import Genome, bits_per_stage, edge_list
-from genetic_cnn.graph import (
+from genetic_cnn.space.genome import Genome, bits_per_stage, edge_list
+from genetic_cnn.space.graph import (
     EMPTY_STAGE_KEY,
     architecture_key,
     canonical_stage,
@@ -159,7 +159,7 @@ def test_search_space_sizes() -> None:
 
 def test_core_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, genetic_cnn, genetic_cnn.genome, genetic_cnn.graph, genetic_cnn.presets, genetic_cnn.config;"
+        "import sys, genetic_cnn, genetic_cnn.space.genome, genetic_cnn.space.graph, genetic_cnn.space.presets, genetic_cnn.config;"
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -10,8 +10,8 @@ from conftest import TINY
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.records import OK
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.records import OK
 
 OVERRIDES = TINY + ["evolution.generations=3"]
 

@@ -16,19 +16,19 @@ import torch
 from conftest import TINY, count_trainings, drive_search, run_cli, set_args
 from test_resume import history
 
-from genetic_cnn import latency
+from genetic_cnn.fitness import latency
 from genetic_cnn.config import ConfigError, load_config
-from genetic_cnn.cost import cost_function
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import RunInterrupted, resume_run, start_run
-from genetic_cnn.export import export_front
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.report import write_run_report
-from genetic_cnn.rundata import RunData
-from genetic_cnn.search import make_search
-from genetic_cnn.space import architectures
-from genetic_cnn.store import DATABASE, SCHEMA_VERSION, LatencyRecord, RunStore, load_run
+from genetic_cnn.history.export import export_front
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.history.store import DATABASE, SCHEMA_VERSION, LatencyRecord, RunStore, load_run
+from genetic_cnn.report.markdown import write_run_report
+from genetic_cnn.search.strategies import make_search
+from genetic_cnn.space.cost import cost_function
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 LATENCY = ["evolution.strategy=nsga2", 'evolution.objectives=["accuracy", "latency"]']
 QUIET = {"progress": False, "echo": lambda line: None}
@@ -145,7 +145,7 @@ def test_a_network_over_max_latency_ms_never_trains(
 
 
 def _representatives(nodes: tuple[int, ...]) -> dict[str, str]:
-    from genetic_cnn.graph import representative
+    from genetic_cnn.space.graph import representative
 
     return {key: str(representative(key, nodes)) for key in architectures(nodes)}
 
@@ -163,7 +163,7 @@ def test_a_table_run_times_its_networks_on_this_machine(tmp_path: Path, timings:
 
 
 def latency_front(data: RunData) -> list:  # type: ignore[type-arg]
-    from genetic_cnn.front import run_front
+    from genetic_cnn.history.front import run_front
 
     return run_front(data)
 

@@ -15,8 +15,10 @@ import torch
 
 from genetic_cnn.cli import main
 from genetic_cnn.config import DataConfig, TrainConfig
-from genetic_cnn.data import Datasets, load_datasets
-from genetic_cnn.lr_find import (
+from genetic_cnn.data.datasets import Datasets, load_datasets
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.space.presets import DIGITS
+from genetic_cnn.tools.lr_find import (
     LrFindError,
     LrFindResult,
     centered_average,
@@ -26,8 +28,6 @@ from genetic_cnn.lr_find import (
     smoothing_window,
     suggest,
 )
-from genetic_cnn.network import build_network
-from genetic_cnn.presets import DIGITS
 
 GENOME = "1-01|0-01-100-0111"
 PRESET = replace(DIGITS, channels=(4, 8))

@@ -17,10 +17,10 @@ from conftest import TINY
 MEASURE = """
 import json, resource, sys, torch
 from genetic_cnn.config import TrainConfig
-from genetic_cnn.data import Split
-from genetic_cnn.memory import reuse_freed_memory, reusing_freed_memory
-from genetic_cnn.network import build_network
-from genetic_cnn.train import train_model
+from genetic_cnn.data.datasets import Split
+from genetic_cnn.nn.memory import reuse_freed_memory, reusing_freed_memory
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.nn.train import train_model
 torch.set_num_threads(1)
 if sys.argv[1] == "reuse":
     reuse_freed_memory()
@@ -80,9 +80,9 @@ def test_reusing_freed_memory_keeps_training_steps_from_faulting_memory_in_afres
 
 EVALUATOR = """
 import sys
-from genetic_cnn import memory
+from genetic_cnn.nn import memory
 from genetic_cnn.config import load_config
-from genetic_cnn.evaluate import Evaluator
+from genetic_cnn.fitness.standalone import Evaluator
 config = load_config(None, sys.argv[1:])
 Evaluator.from_config(config)
 print(memory.reusing_freed_memory())

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import count_convolutions, stage_graphs
-from genetic_cnn.network import Stage, build_network, count_flops, count_parameters
-from genetic_cnn.presets import CIFAR10, CIFAR10_LARGE, DIGITS, MNIST, NetworkPreset
+from genetic_cnn.nn.network import Stage, build_network, count_flops, count_parameters
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import count_convolutions, stage_graphs
+from genetic_cnn.space.presets import CIFAR10, CIFAR10_LARGE, DIGITS, MNIST, NetworkPreset
 
 
 def lenet_with_batch_norm() -> nn.Sequential:

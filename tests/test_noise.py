@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from conftest import TINY, set_args
 
-from genetic_cnn import cli
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.noise import FitnessNoise, fitness_noise, noise_by_generation, noise_verdict
-from genetic_cnn.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult
-from genetic_cnn.report import write_report
-from genetic_cnn.store import load_run
+from genetic_cnn.cli import app as cli
+from genetic_cnn.history.noise import FitnessNoise, fitness_noise, noise_by_generation, noise_verdict
+from genetic_cnn.history.store import load_run
+from genetic_cnn.report.markdown import write_report
+from genetic_cnn.search.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult
+from genetic_cnn.space.graph import architecture_key
 
 A, B, C, D = "1-11|0-00-000-1111", "1-01|1-10-010-1000", "0-00|0-00-111-0110", "1-11|1-11-101-1001"
 # Two different strings of the mnist/digits space (nodes 3, 5) that decode to the same network: one edge in stage 1.

@@ -17,17 +17,17 @@ from conftest import TINY, cli_command, run_cli, set_args
 from scipy.stats import binomtest, chisquare
 
 from genetic_cnn.config import load_config
-from genetic_cnn.data import Split
+from genetic_cnn.data.datasets import Split
 from genetic_cnn.evolution import start_run
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key, count_convolutions, representative
-from genetic_cnn.network import build_network, count_parameters
-from genetic_cnn.oneshot import FITNESS_DB, SUPERNET_FOLDER, WEIGHTS, supernet_training
-from genetic_cnn.presets import get_preset
-from genetic_cnn.space import architectures, stage_strings_by_convolutions, stratified_sample
-from genetic_cnn.store import load_run
-from genetic_cnn.supernet import SuperNet
-from genetic_cnn.train import fit
+from genetic_cnn.fitness.oneshot import FITNESS_DB, SUPERNET_FOLDER, WEIGHTS, supernet_training
+from genetic_cnn.fitness.supernet import SuperNet
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.network import build_network, count_parameters
+from genetic_cnn.nn.train import fit
+from genetic_cnn.space.enumerate import architectures, stage_strings_by_convolutions, stratified_sample
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key, count_convolutions, representative
+from genetic_cnn.space.presets import get_preset
 
 ONE_SHOT = TINY + ["evaluation.method=one-shot", "evaluation.supernet_schedule=[[2, 0.003]]",
                    "evaluation.calibration_images=64", "evaluation.supernet_sampling=balanced"]  # fmt: skip
@@ -285,10 +285,10 @@ def test_measuring_with_kept_nodes_is_measuring_the_whole_path(tmp_path: Path, b
     """The evaluator keeps node outputs per provenance; whatever order architectures come in, and
     however little memory it may keep, each is measured exactly as recalibrating and evaluating its
     whole path would, and architectures in key order share most of their nodes."""
-    from genetic_cnn.data import load_datasets
-    from genetic_cnn.oneshot import OneShotEvaluator
-    from genetic_cnn.supernet import recalibrate_batch_norm
-    from genetic_cnn.train import evaluate_model
+    from genetic_cnn.data.datasets import load_datasets
+    from genetic_cnn.fitness.oneshot import OneShotEvaluator
+    from genetic_cnn.fitness.supernet import recalibrate_batch_norm
+    from genetic_cnn.nn.train import evaluate_model
 
     config = load_config(None, ONE_SHOT + [f"run.out={str(tmp_path)!r}", "train.eval_batch_size=50"])
     datasets = load_datasets(config.data, seed=config.run.seed)
@@ -329,7 +329,7 @@ def test_workers_open_the_fitness_database_while_others_use_it(tmp_path: Path) -
     another connection is in the middle of a read, and writes beside it."""
     import sqlite3
 
-    from genetic_cnn.oneshot import FitnessCache, prepare
+    from genetic_cnn.fitness.oneshot import FitnessCache, prepare
 
     config = load_config(None, ONE_SHOT + [f"run.out={str(tmp_path)!r}"])
     (tmp_path / SUPERNET_FOLDER).mkdir()

@@ -14,9 +14,9 @@ import torch
 from conftest import run_cli
 
 from genetic_cnn.config import load_config
-from genetic_cnn.data import load_datasets
-from genetic_cnn.final import train_final
-from genetic_cnn.saved import METADATA, export_onnx, load_trained
+from genetic_cnn.data.datasets import load_datasets
+from genetic_cnn.nn.saved import METADATA, export_onnx, load_trained
+from genetic_cnn.tools.final import train_final
 
 GENOME = "1-01|0-01-100-0111"
 TINY = ["data.dataset=synthetic", "space.preset=digits", "space.channels=[4, 8]", "run.device=cpu"]

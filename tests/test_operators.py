@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from genetic_cnn.config import EvolutionConfig
-from genetic_cnn.genome import Genome
-from genetic_cnn.operators import GenerationLog, crossover, initialize, mutate, next_generation, roulette_select
+from genetic_cnn.search.operators import GenerationLog, crossover, initialize, mutate, next_generation, roulette_select
+from genetic_cnn.space.genome import Genome
 
 NODES = (3, 4, 5)  # the CIFAR-10 space: 3 stages, 19 bits
 

@@ -14,11 +14,11 @@ import scipy.io
 import torch
 from own_data import FOLDER_CLASSES, class_colour, class_image, npz_arrays, save_png, write_image_folder, write_npz
 
-from genetic_cnn import image_folder
 from genetic_cnn.config import DataConfig
-from genetic_cnn.data import Datasets, load_datasets
+from genetic_cnn.data import folders as image_folder
+from genetic_cnn.data.datasets import Datasets, load_datasets
+from genetic_cnn.data.folders import CACHE_FOLDER
 from genetic_cnn.errors import DatasetError
-from genetic_cnn.image_folder import CACHE_FOLDER
 
 
 def unnormalized(data: Datasets, split: str) -> torch.Tensor:

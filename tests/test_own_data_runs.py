@@ -13,12 +13,12 @@ from conftest import TINY, run_cli, set_args
 from own_data import FOLDER_CLASSES, npz_arrays, write_image_folder, write_npz
 
 from genetic_cnn.config import load_config
-from genetic_cnn.data import load_datasets
+from genetic_cnn.data.datasets import load_datasets
+from genetic_cnn.data.folders import CACHE_FOLDER
 from genetic_cnn.errors import DatasetError
 from genetic_cnn.evolution import OWN_DATA_FILE, resume_run, start_run
-from genetic_cnn.image_folder import CACHE_FOLDER
-from genetic_cnn.saved import load_trained
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.nn.saved import load_trained
 
 GENOME = "1-01|0-01-100-0111"  # the digits preset's stages
 
@@ -130,7 +130,7 @@ def test_bad_data_in_memory_writes_nothing(tmp_path: Path) -> None:
 
 def test_folder_classes_reach_the_network_head(tmp_path: Path) -> None:
     """The preset is fitted to the data: 7 outputs for 7 class folders."""
-    from genetic_cnn.evaluate import Evaluator
+    from genetic_cnn.fitness.standalone import Evaluator
 
     root = write_image_folder(tmp_path, per_class=5)
     config = load_config(None, TINY + ["data.dataset=folder", f"data.root={str(root)!r}", "data.validation=7"])

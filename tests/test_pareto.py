@@ -16,22 +16,22 @@ import pytest
 from conftest import TINY, count_trainings, drive_search, run_cli, set_args
 from test_resume import history, start_and_stop
 
-from genetic_cnn import pareto
+from genetic_cnn.cli.train import genome_from_run
 from genetic_cnn.config import ConfigError, load_config
-from genetic_cnn.cost import cost_function, network_cost
 from genetic_cnn.evolution import start_run
-from genetic_cnn.export import export_front
-from genetic_cnn.final import genome_from_run
-from genetic_cnn.front import front_member, run_front
-from genetic_cnn.genome import Genome
-from genetic_cnn.presets import get_preset
-from genetic_cnn.report import write_run_report
-from genetic_cnn.rundata import RunData
-from genetic_cnn.search import NSGA2Search, make_search
-from genetic_cnn.store import load_run
-from genetic_cnn.table import load_table
-from genetic_cnn.table_pareto import ExactFront, cost_matrix, found_front
-from genetic_cnn.table_search import TableLookup, simulate
+from genetic_cnn.history.export import export_front
+from genetic_cnn.history.front import front_member, run_front
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.history.store import load_run
+from genetic_cnn.report.markdown import write_run_report
+from genetic_cnn.search import pareto
+from genetic_cnn.search.strategies import NSGA2Search, make_search
+from genetic_cnn.space.cost import cost_function, network_cost
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import get_preset
+from genetic_cnn.tables.pareto import ExactFront, cost_matrix, found_front
+from genetic_cnn.tables.simulate import TableLookup, simulate
+from genetic_cnn.tables.table import load_table
 
 FLOPS = ["evolution.strategy=nsga2", 'evolution.objectives=["accuracy", "flops"]']
 
@@ -101,7 +101,7 @@ def test_costs_counted_from_the_genome_equal_the_tables_for_every_architecture(n
 
 @pytest.mark.slow
 def test_costs_equal_torchs_counts_on_a_padded_three_stage_preset() -> None:
-    from genetic_cnn.network import build_network, count_flops, count_parameters
+    from genetic_cnn.nn.network import build_network, count_flops, count_parameters
 
     preset = get_preset("cifar10")
     rng = np.random.default_rng(0)
@@ -175,8 +175,8 @@ def test_every_strategy_asks_only_for_feasible_genomes(strategy: str) -> None:
 
 
 def test_a_limit_random_drawing_cannot_meet_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from genetic_cnn import search
     from genetic_cnn.errors import UserError
+    from genetic_cnn.search import strategies as search
 
     monkeypatch.setattr(search, "RANDOM_DRAWS", 50)
     preset = get_preset("cifar10")  # 19 bits: 1 string in 2^19 is the all-zero network

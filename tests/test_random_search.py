@@ -11,9 +11,9 @@ from conftest import TINY, drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig, load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.genome import Genome
-from genetic_cnn.search import GeneticSearch, RandomSearch
-from genetic_cnn.store import load_run
+from genetic_cnn.history.store import load_run
+from genetic_cnn.search.strategies import GeneticSearch, RandomSearch
+from genetic_cnn.space.genome import Genome
 
 RANDOM = [*TINY, "evolution.strategy=random"]
 NODES = (3, 5)  # the digits preset: 13 bits

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from genetic_cnn.cli import build_parser
+from genetic_cnn.cli.app import build_parser
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import default_run_folder
-from genetic_cnn.network import build_network
-from genetic_cnn.presets import PRESETS, fit_to_data, size_warning
-from genetic_cnn.saved import load_trained, save_trained
+from genetic_cnn.nn.network import build_network
+from genetic_cnn.nn.saved import load_trained, save_trained
+from genetic_cnn.space.presets import PRESETS, fit_to_data, size_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

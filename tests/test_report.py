@@ -23,11 +23,11 @@ from conftest import run_cli
 from genetic_cnn.config import load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import Evolution
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult, EvaluationTask
-from genetic_cnn.report import RunData, generation_table, write_report
-from genetic_cnn.store import RunStore, load_run
+from genetic_cnn.history.store import RunStore, load_run
+from genetic_cnn.report.markdown import RunData, generation_table, write_report
+from genetic_cnn.search.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult, EvaluationTask
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 PICTURES = {
     "fitness.png", "best_so_far.png", "best_genome.png", "top_architectures.png", "diversity.png",
@@ -246,6 +246,6 @@ def test_cli_writes_a_report_and_refuses_a_folder_that_is_not_a_run(runs: dict[s
 
 
 def test_importing_the_report_module_is_cheap() -> None:
-    code = "import sys, genetic_cnn.report; print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))"
+    code = "import sys, genetic_cnn.report.markdown; print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr

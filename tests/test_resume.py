@@ -14,8 +14,8 @@ from conftest import TINY, cli_command, count_trainings, run_cli, set_args
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import resume_run, start_run
-from genetic_cnn.records import REUSED
-from genetic_cnn.store import RunStore, load_run
+from genetic_cnn.history.store import RunStore, load_run
+from genetic_cnn.search.records import REUSED
 
 # Enough evaluations that the run is still going when it is stopped.
 LONGER = TINY + ["evolution.generations=5", "train.schedule=[[3, 0.003]]"]

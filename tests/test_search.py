@@ -12,15 +12,15 @@ import pytest
 from conftest import drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig
-from genetic_cnn.genome import Genome
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.search import (
+from genetic_cnn.search.strategies import (
     FitnessLedger,
     GeneticSearch,
     RandomSearch,
     evaluation_seed,
     make_search,
 )
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.graph import architecture_key
 
 NODES = (3, 4, 5)
 
@@ -182,6 +182,6 @@ def test_ledger_architecture_identity_merges_equivalent_strings() -> None:
 
 # ----------------------------------------------------------------------------- no torch
 def test_search_and_operators_do_not_import_torch() -> None:
-    code = ("import sys, genetic_cnn.search, genetic_cnn.operators, genetic_cnn.table, genetic_cnn.table_fitness, "
-            "genetic_cnn.table_search; sys.exit('torch' in sys.modules)")
+    code = ("import sys, genetic_cnn.search.strategies, genetic_cnn.search.operators, genetic_cnn.tables.table, genetic_cnn.fitness.table, "
+            "genetic_cnn.tables.simulate; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

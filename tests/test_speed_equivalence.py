@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genetic_cnn.config import DataConfig, TrainConfig
-from genetic_cnn.data import Datasets, Split, load_datasets
-from genetic_cnn.genome import Genome
-from genetic_cnn.network import GeneticCNN, build_network
-from genetic_cnn.presets import DIGITS, MNIST
-from genetic_cnn.train import evaluate_model, fit, train_model
+from genetic_cnn.data.datasets import Datasets, Split, load_datasets
+from genetic_cnn.nn.network import GeneticCNN, build_network
+from genetic_cnn.nn.train import evaluate_model, fit, train_model
+from genetic_cnn.space.genome import Genome
+from genetic_cnn.space.presets import DIGITS, MNIST
 
 FAST = TrainConfig(schedule=((2, 3e-3),), batch_size=64, eval_batch_size=100)
 GENOME = "1-01|0-01-100-0111"  # both stages have joins (sums of two inputs) and a chain

@@ -10,10 +10,10 @@ import pytest
 from conftest import drive_search, onemax
 
 from genetic_cnn.config import EvolutionConfig
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.operators import next_generation, tournament_select
-from genetic_cnn.search import GeneticSearch, RegularizedSearch, TabulationSearch, make_search
-from genetic_cnn.space import architectures
+from genetic_cnn.search.operators import next_generation, tournament_select
+from genetic_cnn.search.strategies import GeneticSearch, RegularizedSearch, TabulationSearch, make_search
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.space.graph import architecture_key
 
 NODES = (3, 5)
 
@@ -155,7 +155,7 @@ def test_regularized_mutation_never_copies_its_parent_unless_nothing_can_flip() 
     members = single.ask()
     single.tell(onemax(members))
     rng = np.random.default_rng(0)
-    from genetic_cnn.operators import mutate
+    from genetic_cnn.search.operators import mutate
 
     parent = members[0]
     share = np.mean([mutate(parent, 0.1, rng) == parent for _ in range(20_000)])
@@ -166,8 +166,8 @@ def test_a_regularized_child_enters_the_queue_with_its_own_evaluation(tmp_path) 
     """A run with table fitness: the queue holds each child's own evaluation, not the mean over every
     evaluation of its string (Real et al. 2019), while the genetic search is told the paper's means."""
     from genetic_cnn.evolution import fitness_to_tell
-    from genetic_cnn.records import FAILED, OK, EvaluationResult
-    from genetic_cnn.search import FitnessLedger
+    from genetic_cnn.search.records import FAILED, OK, EvaluationResult
+    from genetic_cnn.search.strategies import FitnessLedger
 
     genome = RegularizedSearch(EvolutionConfig(strategy="regularized"), NODES, 0).ask()[0]
     ledger = FitnessLedger()
@@ -187,7 +187,7 @@ def test_regularized_queue_fitness_is_each_childs_own_table_draw() -> None:
     from table_helpers import synthetic_table
 
     from genetic_cnn.config import load_config
-    from genetic_cnn.table_search import TableLookup, simulate
+    from genetic_cnn.tables.simulate import TableLookup, simulate
 
     table = synthetic_table(load_config(None, ["space.preset=digits"]), seeds=3, seed=1)
     lookup = TableLookup(table)

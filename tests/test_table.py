@@ -14,17 +14,17 @@ import pytest
 from conftest import count_trainings, run_cli, set_args
 from table_helpers import TINY_SPACE, write_synthetic_table
 
-from genetic_cnn import table as table_module
 from genetic_cnn.config import load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import start_run
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import OK, REUSED
-from genetic_cnn.space import architectures
-from genetic_cnn.store import RunStore
-from genetic_cnn.table import SHIPPED, SeedDraws, load_table, read_table
-from genetic_cnn.table_search import TableLookup, held_out_column, simulate
-from genetic_cnn.tabulate import tabulate, work_folder
+from genetic_cnn.history.store import RunStore
+from genetic_cnn.search.records import OK, REUSED
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.tables import table as table_module
+from genetic_cnn.tables.simulate import TableLookup, held_out_column, simulate
+from genetic_cnn.tables.table import SHIPPED, SeedDraws, load_table, read_table
+from genetic_cnn.tools.tabulate import tabulate, work_folder
 
 ROOT = Path(__file__).parent.parent
 SEEDS = 2
@@ -40,8 +40,8 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_table_holds_what_the_seed_runs_measured(tiny_table: Path) -> None:
-    from genetic_cnn.graph import representative
-    from genetic_cnn.network import build_network, count_flops, count_parameters
+    from genetic_cnn.nn.network import build_network, count_flops, count_parameters
+    from genetic_cnn.space.graph import representative
 
     table = read_table(tiny_table)
     assert table.name == "tiny" and table.method == "standalone" and table.seeds == (0, 1)
@@ -209,7 +209,7 @@ def test_the_paper_search_on_a_full_size_table(tmp_path: Path) -> None:
 def test_both_incumbent_rules() -> None:
     import numpy as np
 
-    from genetic_cnn.table_search import Trace
+    from genetic_cnn.tables.simulate import Trace
 
     # identities 0..3 on architectures 5..8; identity 1 (arch 6) first looks best, then its mean falls
     trace = Trace(np.array([5, 6, 7, 6, 8]), np.array([0, 1, 2, 1, 3]), np.array([math.nan, 0.9, 0.8, 0.5, 0.85]),
@@ -255,7 +255,7 @@ def test_a_run_reads_each_architectures_seeds_without_replacement_and_resumes_so
     tiny_table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from genetic_cnn.evolution import resume_run
-    from genetic_cnn.table_fitness import TableEvaluator
+    from genetic_cnn.fitness.table import TableEvaluator
 
     # one genome everywhere: 4 x 6 = 24 evaluations of one architecture with 2 seeds
     same = ["evolution.init=zeros", "evolution.p_mutation=0", "evolution.p_crossover=0", "evolution.generations=5"]
@@ -316,7 +316,7 @@ def test_held_out_seed_is_never_read_and_is_uniform_over_run_seeds(tiny_table: P
 
 # ---------------------------------------------------------------------- one split for every seed
 def test_a_table_holds_every_seed_on_one_split_and_records_it(tiny_table: Path) -> None:
-    from genetic_cnn.data import load_datasets
+    from genetic_cnn.data.datasets import load_datasets
 
     table = read_table(tiny_table)
     assert table.split_seed == 0 and "one data split" in table.split_description()
@@ -331,7 +331,7 @@ def test_a_table_holds_every_seed_on_one_split_and_records_it(tiny_table: Path) 
 
 def test_split_seed_defaults_to_the_run_seed() -> None:
     from genetic_cnn.config import DataConfig
-    from genetic_cnn.data import load_datasets
+    from genetic_cnn.data.datasets import load_datasets
 
     default = [load_datasets(DataConfig(dataset="digits"), seed=s) for s in (0, 1)]
     fixed = [load_datasets(DataConfig(dataset="digits", split_seed=s), seed=5) for s in (0, 1)]
@@ -354,7 +354,7 @@ def test_a_build_begun_before_split_seed_continues_as_it_began(
 ) -> None:
     import shutil
 
-    from genetic_cnn.tabulate import REQUEST
+    from genetic_cnn.tools.tabulate import REQUEST
 
     out = tmp_path / "old.json.gz"
     shutil.copytree(work_folder(tiny_table), work_folder(out))

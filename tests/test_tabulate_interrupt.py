@@ -11,8 +11,8 @@ from conftest import count_trainings
 from table_helpers import TINY_SPACE
 
 from genetic_cnn.cli import main
-from genetic_cnn.space import architectures
-from genetic_cnn.table import read_table
+from genetic_cnn.space.enumerate import architectures
+from genetic_cnn.tables.table import read_table
 
 COUNT = len(architectures((2, 3)))
 

@@ -12,8 +12,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import resume_run, start_run
-from genetic_cnn.rundata import RunData
-from genetic_cnn.tensorboard import FOLDER, HPARAMS_RUN
+from genetic_cnn.history.rundata import RunData
+from genetic_cnn.report.tensorboard import FOLDER, HPARAMS_RUN
 
 
 def silent(line: str) -> None:

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from genetic_cnn.config import DataConfig, TrainConfig
-from genetic_cnn.data import Datasets, Split, load_datasets
-from genetic_cnn.train import (
+from genetic_cnn.data.datasets import Datasets, Split, load_datasets
+from genetic_cnn.nn.train import (
     TrainResult,
     batch_bounds,
     evaluate_model,
@@ -253,7 +253,7 @@ def test_train_model_lowers_the_rate_on_a_validation_plateau(data: Datasets) -> 
 
 
 def test_final_training_trains_each_epoch_at_the_scheduled_rate(data: Datasets) -> None:
-    from genetic_cnn.final import train_full
+    from genetic_cnn.tools.final import train_full
 
     config = TrainConfig(schedule=((2, 1e-2), (1, 1e-3)), batch_size=128)
     steps = len(batch_bounds(len(data.train), 128))

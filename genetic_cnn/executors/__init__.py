@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from genetic_cnn.config import Config
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
-from genetic_cnn.records import EvaluationResult, EvaluationTask
+from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 __all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "make_executor"]
 
 if TYPE_CHECKING:
-    from genetic_cnn.fitness import FitnessEvaluator
+    from genetic_cnn.fitness.methods import FitnessEvaluator
 
 
 class Executor(Protocol):
@@ -52,7 +52,7 @@ class SerialExecutor:
         if self._evaluator is None:
             import torch
 
-            from genetic_cnn.fitness import make_evaluator
+            from genetic_cnn.fitness.methods import make_evaluator
 
             if self.config.run.threads:
                 self._threads_before = torch.get_num_threads()
@@ -81,11 +81,11 @@ def choose_executor(config: Config) -> Config:
     Table fitness always runs serially, whatever ``run.executor`` asks (its lookups count in run order).
     """
     run = config.run
-    from genetic_cnn.fitness import evaluates_in_process
+    from genetic_cnn.fitness.methods import evaluates_in_process
 
     if evaluates_in_process(config):
         # Table lookups: microseconds each, where a worker takes seconds to start; and they count each
-        # architecture's evaluations in run order (table_fitness), which only one process can do.
+        # architecture's evaluations in run order (fitness.table), which only one process can do.
         return config if run.executor == "serial" else replace(config, run=replace(run, executor="serial"))
     if run.executor != "auto":
         return config

@@ -7,8 +7,8 @@ from collections import Counter, deque
 from collections.abc import Sequence
 
 from genetic_cnn.config import Config
-from genetic_cnn.graph import architecture_key
-from genetic_cnn.records import FAILED, EvaluationResult, EvaluationTask
+from genetic_cnn.search.records import FAILED, EvaluationResult, EvaluationTask
+from genetic_cnn.space.graph import architecture_key
 
 
 def available_cores() -> int:
@@ -57,7 +57,7 @@ class Schedule:
 
     def failed(self, task: EvaluationTask, error: str) -> EvaluationResult:
         """A ``failed`` result for ``task``, which counts as its result."""
-        from genetic_cnn.genome import Genome
+        from genetic_cnn.space.genome import Genome
 
         key = architecture_key(Genome.from_string(task.genome, nodes=self.nodes))
         return self.completed(EvaluationResult(task.generation, task.slot, task.genome, key, task.seed, FAILED, error=error))

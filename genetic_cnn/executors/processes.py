@@ -19,7 +19,7 @@ from typing import Any
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
-from genetic_cnn.records import EvaluationResult, EvaluationTask
+from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 
 def plan_workers(config: Config) -> tuple[list[str], int]:
@@ -65,7 +65,7 @@ def _worker_main(conn: Any, config: Config, device: str, threads: int) -> None:
     torch.set_num_threads(threads)
     tqdm.set_lock(threading.RLock())  # not tqdm's default, a semaphore that a killed worker would leak
     try:
-        from genetic_cnn.fitness import make_evaluator
+        from genetic_cnn.fitness.methods import make_evaluator
 
         evaluator = make_evaluator(config, device=device)
     except Exception as error:

@@ -16,7 +16,7 @@ from typing import Any
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
-from genetic_cnn.records import EvaluationResult, EvaluationTask
+from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 RAY_MISSING = "run.executor = \"ray\" needs Ray: pip install 'genetic-cnn[ray]'"
 
@@ -35,7 +35,7 @@ class RayWorker:
     def __init__(self, config: Config, datasets: Any, device: str, threads: int) -> None:
         import torch
 
-        from genetic_cnn.fitness import make_evaluator
+        from genetic_cnn.fitness.methods import make_evaluator
 
         torch.set_num_threads(threads)
         self.evaluator = make_evaluator(config, device=device, datasets=datasets)
@@ -136,7 +136,7 @@ class RayExecutor:
             capacity = int(resources.get("CPU", 1) // threads)
             options = {"num_cpus": threads, "num_gpus": 0}
         count = min(run.workers or max(1, capacity), self.config.evolution.population)
-        from genetic_cnn.data import load_datasets
+        from genetic_cnn.data.datasets import load_datasets
 
         self._data = ray.put(load_datasets(self.config.data, seed=run.seed))
         self._device = "cuda" if cuda else "cpu"  # Ray shows each actor only the GPUs it was given

@@ -1,0 +1,41 @@
+"""Where training runs and the process-wide settings it needs: shared by every command that trains."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from genetic_cnn.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from genetic_cnn.config import RunConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the GPU when there is one, else the CPU; a GPU that is not there is a ``UserError``."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"run.device = {name!r} but no CUDA GPU is available here; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"run.device = {name!r} but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
+
+
+def prepare_process(run: RunConfig, device: torch.device) -> None:
+    """The process-wide speed settings of ``run`` for training on ``device`` (``run.reuse_memory``)."""
+    from genetic_cnn.nn.memory import reuse_freed_memory
+
+    if device.type == "cpu" and run.reuse_memory:
+        reuse_freed_memory()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
