@@ -16,10 +16,10 @@ import torch
 from conftest import TINY, count_trainings, drive_search, run_cli, set_args
 from test_resume import history
 
-from genetic_cnn.fitness import latency
 from genetic_cnn.config import ConfigError, load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import RunInterrupted, resume_run, start_run
+from genetic_cnn.fitness import latency
 from genetic_cnn.history.export import export_front
 from genetic_cnn.history.rundata import RunData
 from genetic_cnn.history.store import DATABASE, SCHEMA_VERSION, LatencyRecord, RunStore, load_run
