@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,16 +56,13 @@ def set_args(overrides: list[str]) -> list[str]:
     return [item for override in overrides for item in ("--set", override)]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread() -> Iterator[None]:
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """The test networks are tiny: one thread is fastest, and it avoids the large slowdowns of
-    spinning OpenMP threads when other processes share the two cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    spinning OpenMP threads when other processes share the cores. Only where torch is loaded: the
+    search, space and table tests never import it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 class Trainings:

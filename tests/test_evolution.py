@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+from run_helpers import evolution_history as history
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
@@ -13,13 +14,6 @@ from genetic_cnn.search.records import OK, REUSED
 
 def tiny_run(folder: Path, *extra: str) -> Path:
     return start_run(load_config(None, TINY + list(extra)), out=folder, progress=False, echo=lambda line: None)
-
-
-def history(folder: Path) -> list[tuple]:
-    with load_run(folder) as run:
-        return [(e.generation, e.slot, e.genome, e.seed, e.status, e.accuracy, e.test_accuracy) for e in run.evaluations()] + [
-            (g.generation, g.genomes, g.fitness) for g in run.generations()
-        ]
 
 
 def test_run_records_every_evaluation_and_generation(tmp_path: Path) -> None:

@@ -152,3 +152,25 @@ def test_torch_free_layers_import_torch_only_inside_functions() -> None:
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             found += [f"{name} line {node.lineno}" for module in modules if module.split(".")[0] in ("torch", "torchvision")]
     assert not found, found
+
+
+PURE_TESTS = ("space", "search", "tables")
+
+
+def test_the_pure_tests_import_no_torch() -> None:
+    """The tests of the torch-free layers load neither torch nor matplotlib: ``pytest tests/space`` runs without them."""
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    modules = [path for unit in PURE_TESTS for path in sorted((tests / unit).glob("test_*.py"))]
+    assert len(modules) >= 8  # the folders were found
+    paths = [str(tests), *sorted({str(path.parent) for path in modules})]
+    code = (
+        f"import sys; sys.path[:0] = {paths!r}\n"
+        + "".join(f"import {path.stem}\n" for path in modules)
+        + "print(sorted(name for name in ('torch', 'matplotlib') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout

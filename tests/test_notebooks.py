@@ -78,7 +78,7 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
 def test_inspect_genomes_runs(environment: Path) -> None:
     text = outputs(execute("inspect_genomes.ipynb"))
     assert "same architecture: True" in text
-    # The notebook's claim about the MNIST space: 2^13 strings, 1,812 networks. tests/test_graph.py
+    # The notebook's claim about the MNIST space: 2^13 strings, 1,812 networks. tests/space/test_graph.py
     # proves the keys exact by graph isomorphism over every stage: 6 x 302 classes.
     assert "8,192 strings, 1,812 distinct architectures" in text
     assert "1-01|0-01-100|0-11-101-0001" in text

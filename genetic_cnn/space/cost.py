@@ -5,7 +5,7 @@ decoded graph (``graph.count_convolutions``): the input node with the preset's f
 other node with the padded node kernel, so a network's cost follows from each stage's convolution
 count. The counts equal ``network.count_parameters`` and ``network.count_flops`` (forward, one image,
 a multiply-add counts 2; batch norm, ReLU, pooling and sums count nothing, as in torch's
-``FlopCounterMode``) of the built network; ``tests/test_pareto.py`` checks them against every
+``FlopCounterMode``) of the built network; ``tests/search/test_pareto.py`` checks them against every
 architecture of the shipped tables. The search uses them to keep networks out of a run before any
 is trained (``evolution.max_flops``, ``evolution.max_params``) and as objectives to minimise.
 """

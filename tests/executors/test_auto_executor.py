@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from test_evolution import history
+from run_helpers import evolution_history as history
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run

@@ -17,7 +17,7 @@ from genetic_cnn.cli.args import resolve_config
 from genetic_cnn.config import PRESET_TRAIN_DEFAULTS, load_config, parse_override
 from genetic_cnn.space.presets import DIGITS, MNIST, size_warning
 
-REFERENCE = Path(__file__).parent.parent / "docs" / "configuration.md"
+REFERENCE = Path(__file__).parents[2] / "docs" / "configuration.md"
 
 
 def readme_defaults() -> dict[str, str]:

@@ -26,7 +26,7 @@ from genetic_cnn.tables.simulate import TableLookup, held_out_column, simulate
 from genetic_cnn.tables.table import SHIPPED, SeedDraws, load_table, read_table
 from genetic_cnn.tools.tabulate import tabulate, work_folder
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 SEEDS = 2
 COUNT = len(architectures((2, 3)))  # 12
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_evolution import TINY, history
+from conftest import TINY
+from run_helpers import evolution_history as history
 
 from genetic_cnn.cli import main
 from genetic_cnn.config import load_config

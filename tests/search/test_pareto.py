@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY, count_trainings, drive_search, run_cli, set_args
-from test_resume import history, start_and_stop
+from run_helpers import history, start_and_stop
 
 from genetic_cnn.cli.train import genome_from_run
 from genetic_cnn.config import ConfigError, load_config
@@ -278,7 +278,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_nsga2_history(tmp_path: Path
 def test_compare_objectives_scores_every_strategy_and_is_reached_through_compare_strategies(tmp_path: Path) -> None:
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "experiments"))
     try:
         import compare_objectives
     finally:

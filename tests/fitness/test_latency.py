@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, count_trainings, drive_search, run_cli, set_args
-from test_resume import history
+from run_helpers import history
 
 from genetic_cnn.config import ConfigError, load_config
 from genetic_cnn.errors import UserError

@@ -144,7 +144,7 @@ def test_the_own_data_example_runs(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    script = Path(__file__).resolve().parents[1] / "experiments" / "own_data.py"
+    script = Path(__file__).resolve().parents[2] / "experiments" / "own_data.py"
     tiny = ["space.channels=[4, 8]", "evolution.population=4", "train.schedule=[[1, 0.003]]"]
     result = subprocess.run([sys.executable, str(script), "--generations", "1", "--out", str(tmp_path / "run"),
                              *set_args(tiny)], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
