@@ -62,6 +62,7 @@ def test_selection_treats_failures_as_the_worst() -> None:
     assert 1 not in picks and 3 not in picks
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_with_a_clear_message_and_the_database_intact(tmp_path: Path) -> None:
     """The operating system refuses writes past a file-size limit, as a full disk refuses them."""
 

@@ -75,6 +75,7 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: clear the outputs before committing"
 
 
+@pytest.mark.slow
 def test_inspect_genomes_runs(environment: Path) -> None:
     text = outputs(execute("inspect_genomes.ipynb"))
     assert "same architecture: True" in text

@@ -56,6 +56,7 @@ def test_evolve_without_a_config_uses_the_readme_defaults(tmp_path: Path) -> Non
     assert saved.run.out == str((tmp_path / "run").resolve())  # --out is recorded
 
 
+@pytest.mark.slow
 def test_train_and_show_default_to_the_configs_preset() -> None:
     config = resolve_config(None, [], None, None)
     assert config.space.preset == "digits" and config.data.dataset == "digits"

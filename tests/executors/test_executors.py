@@ -50,6 +50,7 @@ def test_processes_give_the_serial_history(serial_history: list[tuple], tmp_path
     assert run_with(tmp_path / "run", "processes") == serial_history
 
 
+@pytest.mark.slow
 def test_ray_gives_the_serial_history_and_stops_the_instance_it_started(serial_history: list[tuple], tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()

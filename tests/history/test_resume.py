@@ -73,6 +73,7 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path: Path) -> None:
     assert stored_rows(folder) == rows_before and len(rows_before) == 4 * 3
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     assert run_cli("evolve", "--out", str(folder), "--quiet", *set_args(TINY)).returncode == 0

@@ -55,6 +55,7 @@ def page_faults(side: str) -> tuple[bool, list[int]]:
     return result["applied"], result["per_step"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GLIBC, reason="the setting exists only for glibc's malloc; elsewhere it is a no-op by design")
 def test_reusing_freed_memory_keeps_training_steps_from_faulting_memory_in_afresh() -> None:
     applied_default, default = page_faults("glibc")

@@ -171,6 +171,7 @@ def test_table_agrees_with_the_database(runs: dict[str, Path], report: Path) -> 
         assert row[8:] == [str(sum(e.status != REUSED for e in mine)), str(sum(e.status == REUSED for e in mine))]
 
 
+@pytest.mark.slow
 def test_every_picture_is_drawn_and_named(report: Path) -> None:
     assert report == report.parent / "report.md" and report.parent.name == "report"
     text = report.read_text(encoding="utf-8")
