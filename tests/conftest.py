@@ -52,6 +52,27 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
+def run_main(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess[str]:
+    """``genetic-cnn ARGS`` in this process, from ``cwd``: what ``run_cli`` gives (status, standard output and
+    error) without starting Python and importing torch again. An exception that escapes ``main`` is a
+    traceback the user would see: the test fails on it."""
+    import signal
+
+    from genetic_cnn.cli import main
+
+    monkeypatch.chdir(cwd)
+    handler = signal.getsignal(signal.SIGTERM)  # main() makes SIGTERM interrupt a run; not pytest's
+    capsys.readouterr()
+    try:
+        status = main(list(args))
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["genetic-cnn", *args], status, out, err)
+
+
 def set_args(overrides: list[str]) -> list[str]:
     return [item for override in overrides for item in ("--set", override)]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, run_cli, set_args
+from conftest import TINY, run_cli, run_main, set_args
 from own_data import class_image, npz_arrays, save_png, write_image_folder, write_npz
 
 from genetic_cnn.cli.app import build_parser
@@ -301,11 +301,23 @@ def everything_under(folder: Path) -> dict[Path, bytes | None]:
     return {path: path.read_bytes() if path.is_file() else None for path in folder.rglob("*")}
 
 
+# Every row runs twice: in this process, which is quick (make test-quick), and as the user runs it, a process
+# of its own whose exit status, standard error and absence of a traceback are what the user sees (slow).
+HOW = ["in-process", pytest.param("process", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize(("name", "command", "setup", "expected"), ROWS, ids=[row[0] for row in ROWS])
-def test_bad_input(name: str, command: str, setup: Setup, expected: str, tmp_path: Path) -> None:
+def test_bad_input(
+    name: str, command: str, setup: Setup, expected: str, how: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     args = setup(tmp_path)
     before = everything_under(tmp_path)
-    result = run_cli(command, *args, cwd=tmp_path)
+    if how == "process":
+        result = run_cli(command, *args, cwd=tmp_path)
+    else:
+        result = run_main(command, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

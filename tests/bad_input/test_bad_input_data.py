@@ -135,9 +135,13 @@ CLI_ROWS: list[tuple[str, str, Setup, str]] = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("how", table.HOW)
 @pytest.mark.parametrize(("name", "command", "setup", "expected"), CLI_ROWS, ids=[row[0] for row in CLI_ROWS])
-def test_bad_data_on_the_command_line(name: str, command: str, setup: Setup, expected: str, tmp_path: Path) -> None:
-    table.test_bad_input(name, command, setup, expected, tmp_path)
+def test_bad_data_on_the_command_line(
+    name: str, command: str, setup: Setup, expected: str, how: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    table.test_bad_input(name, command, setup, expected, how, tmp_path, monkeypatch, capsys)
 
 
 # --- the Python API, in-process ---------------------------------------------------------------------
