@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors import Executor, choose_executor, make_executor
+from genetic_cnn.executors import Executor, choose_executor, executor_for
 from genetic_cnn.fitness.latency import RunLatency, uses_latency
 from genetic_cnn.fitness.method import FitnessMethod
 from genetic_cnn.fitness.methods import check_fitness_inputs, check_stored_fitness, prepare_fitness
@@ -543,7 +543,7 @@ def _drive(
         store.record_executor({"at": time.time(), "asked": store.config.run.executor, "executor": chosen.run.executor,
                                "workers": chosen.run.workers, "threads": chosen.run.threads})  # fmt: skip
         prepare_fitness(store.config, progress, echo or print_line)  # e.g. the one-shot supernet, trained once
-        executor = make_executor(chosen, progress=progress)
+        executor = executor_for(chosen, progress=progress)
         try:
             Evolution(store, executor, progress, echo, on_result).run()
         finally:

@@ -20,7 +20,7 @@ from genetic_cnn.config import Config
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
-__all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "make_executor"]
+__all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "executor_for", "make_executor"]
 
 if TYPE_CHECKING:
     from genetic_cnn.fitness.methods import FitnessEvaluator
@@ -124,13 +124,20 @@ def spawning_is_safe() -> bool:
 
 def make_executor(config: Config, progress: bool = False) -> Executor:
     """The executor named by ``run.executor`` (``auto``: see ``choose_executor``)."""
-    config = choose_executor(config)
-    if config.run.executor == "processes":
+    return executor_for(choose_executor(config), progress)
+
+
+def executor_for(chosen: Config, progress: bool = False) -> Executor:
+    """The executor of a config that ``choose_executor`` returned. The run driver chooses once, records
+    the choice with the run and starts this, so what is recorded is what runs."""
+    if chosen.run.executor == "auto":
+        raise ValueError("executor_for takes a config from choose_executor, where run.executor is no longer auto")
+    if chosen.run.executor == "processes":
         from genetic_cnn.executors.processes import ProcessExecutor
 
-        return ProcessExecutor(config, progress)
-    if config.run.executor == "ray":
+        return ProcessExecutor(chosen, progress)
+    if chosen.run.executor == "ray":
         from genetic_cnn.executors.ray_actors import RayExecutor
 
-        return RayExecutor(config, progress)
-    return SerialExecutor(config, progress)
+        return RayExecutor(chosen, progress)
+    return SerialExecutor(chosen, progress)
