@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from genetic_cnn.config import Config
-from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.config import Config, training_devices
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores, visible_gpus
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 __all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "executor_for", "make_executor"]
@@ -89,12 +89,9 @@ def choose_executor(config: Config) -> Config:
         return config if run.executor == "serial" else replace(config, run=replace(run, executor="serial"))
     if run.executor != "auto":
         return config
-    import torch
-
-    gpu = run.device.startswith("cuda") or (run.device == "auto" and torch.cuda.is_available())
-    if gpu:
-        gpus = torch.cuda.device_count() if run.device in ("auto", "cuda") else 1
-        chosen = replace(run, executor="processes") if gpus > 1 or run.workers > 1 else replace(run, executor="serial")
+    devices = training_devices(run.device, visible_gpus)
+    if devices != ("cpu",):
+        chosen = replace(run, executor="processes") if len(devices) > 1 or run.workers > 1 else replace(run, executor="serial")
         return replace(config, run=chosen)
     cores = available_cores()
     workers = run.workers or cores

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from genetic_cnn.config import Config
+from genetic_cnn.config import Config, training_devices
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores, visible_gpus
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 
@@ -29,18 +29,11 @@ def plan_workers(config: Config) -> tuple[list[str], int]:
     ``run.workers``, spread round-robin over the GPUs); with ``cuda:N``, all on that GPU.
     Threads: ``run.threads``, or the cores divided among the workers (at least 1).
     """
-    import torch
-
     device, workers = config.run.device, config.run.workers
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        devices = ["cpu"] * (workers or 1)
-    elif device in ("auto", "cuda"):
-        gpus = torch.cuda.device_count()
-        if not gpus:
-            raise UserError(f"run.device = {device!r} but torch sees no GPU; use run.device = cpu")
-        devices = [f"cuda:{index % gpus}" for index in range(workers or gpus)]
-    else:
-        devices = [device] * (workers or 1)
+    found = training_devices(device, visible_gpus)
+    if not found:
+        raise UserError(f"run.device = {device!r} but torch sees no GPU; use run.device = cpu")
+    devices = [found[index % len(found)] for index in range(workers or len(found))]  # round-robin over the GPUs
     return devices, config.run.threads or max(1, available_cores() // len(devices))
 
 

@@ -8,12 +8,13 @@ the dataset files. Ray is optional and imported only when this executor is made.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genetic_cnn.config import Config
+from genetic_cnn.config import Config, training_devices
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
@@ -126,7 +127,7 @@ class RayExecutor:
             self._started = True
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)
-        cuda = run.device.startswith("cuda") or (run.device == "auto" and gpus > 0)
+        cuda = training_devices(run.device, lambda: math.ceil(gpus)) != ("cpu",)  # cuda without GPUs: refused next
         if cuda and not gpus:
             raise UserError(f"run.device = {run.device!r} but the Ray cluster has no GPUs; use run.device = cpu")
         if cuda:
