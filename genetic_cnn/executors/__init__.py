@@ -3,7 +3,8 @@
 Results never depend on the executor: each task carries its own seed. ``serial`` trains in this
 process; ``processes`` (``genetic_cnn.executors.processes``) keeps worker processes on this machine,
 each holding the datasets; ``ray`` (``genetic_cnn.executors.ray_actors``) runs such workers as Ray
-actors, on this machine or a cluster. See ``docs/executors.md``.
+actors, on this machine or a cluster; both run the one loop of ``genetic_cnn.executors.pool``.
+See ``docs/executors.md``.
 
 A worker that dies mid-evaluation (SIGKILL, the out-of-memory killer) loses only that evaluation:
 it is tried once more on a fresh worker, and if that worker dies too, the task is recorded as
