@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -403,6 +404,28 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"no coercion for {hint}")  # a programming error, not a user's
 
 
+def training_devices(device: str, count_gpus: Callable[[], int]) -> tuple[str, ...]:
+    """What ``run.device`` trains on: the one reading of ``auto`` and ``cuda``, for every place that needs one.
+
+    ``count_gpus`` says how many GPUs are seen (torch's count in this process, or a Ray cluster's); it is
+    asked only when the answer depends on it (``auto``, ``cuda``), so ``cpu`` never touches CUDA.
+    ``("cpu",)`` for ``cpu``, and for ``auto`` without a GPU; every GPU (``cuda:0``, ``cuda:1``, ...) for
+    ``auto`` with GPUs and for ``cuda``, which leaves none when none is seen (each caller says so in its
+    own words); the one GPU ``cuda:N`` names, whether or not it is there (the callers check that).
+    Any other name is a ``ValueError`` with the one-line message the config gives.
+    """
+    if device == "cpu":
+        return ("cpu",)
+    if device in ("auto", "cuda"):
+        gpus = count_gpus()
+        if device == "auto" and gpus <= 0:
+            return ("cpu",)
+        return tuple(f"cuda:{index}" for index in range(gpus))
+    if device.startswith("cuda:"):
+        return (device,)
+    raise ValueError(f"run.device = {device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} = {value!r} is not one of {', '.join(choices)}")
@@ -488,8 +511,10 @@ def validate(config: Config) -> None:
         )
     if run.seed < 0:
         raise ConfigError(f"run.seed = {run.seed} must be 0 or more")
-    if not (run.device in ("auto", "cpu", "cuda") or run.device.startswith("cuda:")):
-        raise ConfigError(f"run.device = {run.device!r} is not one of auto, cpu, cuda, cuda:N")
+    try:
+        training_devices(run.device, lambda: 0)  # the spelling only: no GPU is looked for here
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     _choice("run.executor", run.executor, EXECUTORS)
     for key in ("workers", "threads"):
         if getattr(run, key) < 0:

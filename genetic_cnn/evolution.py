@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from genetic_cnn.config import Config
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors import Executor, choose_executor, make_executor
+from genetic_cnn.executors import Executor, choose_executor, executor_for
 from genetic_cnn.fitness.latency import RunLatency, uses_latency
 from genetic_cnn.fitness.method import FitnessMethod
 from genetic_cnn.fitness.methods import check_fitness_inputs, check_stored_fitness, prepare_fitness
 from genetic_cnn.history.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
-from genetic_cnn.history.summary import GenerationSummary
+from genetic_cnn.history.summary import GenerationSummary, write_summary
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
-from genetic_cnn.report.markdown import write_summary
 from genetic_cnn.report.tensorboard import check_tensorboard
 from genetic_cnn.search.operators import GenerationLog
 from genetic_cnn.search.records import OK, REUSED, EvaluationResult, EvaluationTask
@@ -200,7 +199,8 @@ class RunRecorder:
 
     def finish(self) -> list[GenerationSummary]:
         self.store.set_status("finished")
-        path = write_summary(self.store, self.summaries)
+        method = FitnessMethod.of(self.store.config, self.store.folder).to_dict()  # e.g. the supernet's training time
+        path = write_summary(self.store, self.summaries, method)
         if self._board is not None and not self._finished_before:
             import json
 
@@ -543,7 +543,7 @@ def _drive(
         store.record_executor({"at": time.time(), "asked": store.config.run.executor, "executor": chosen.run.executor,
                                "workers": chosen.run.workers, "threads": chosen.run.threads})  # fmt: skip
         prepare_fitness(store.config, progress, echo or print_line)  # e.g. the one-shot supernet, trained once
-        executor = make_executor(chosen, progress=progress)
+        executor = executor_for(chosen, progress=progress)
         try:
             Evolution(store, executor, progress, echo, on_result).run()
         finally:

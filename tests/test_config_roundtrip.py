@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 
-from genetic_cnn.config import Config, load_config
+from genetic_cnn.config import Config, load_config, training_devices
 from genetic_cnn.evolution import start_run
 from genetic_cnn.history.store import load_run
 from genetic_cnn.space.presets import PRESETS
@@ -149,3 +149,18 @@ def test_preset_training_defaults_survive_the_round_trip(tmp_path: Path, preset:
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml(), encoding="utf-8")
     assert load_config(path) == config
+
+
+def test_run_device_is_read_one_way_everywhere() -> None:
+    """``training_devices``: auto follows the GPUs seen, cuda takes them all, cuda:N the one; cpu asks for no count."""
+    def no_count() -> int:
+        raise AssertionError("cpu and cuda:N must not look for GPUs")
+
+    assert training_devices("cpu", no_count) == ("cpu",)
+    assert training_devices("cuda:1", no_count) == ("cuda:1",)
+    assert training_devices("auto", lambda: 0) == ("cpu",)
+    assert training_devices("auto", lambda: 2) == ("cuda:0", "cuda:1")
+    assert training_devices("cuda", lambda: 2) == ("cuda:0", "cuda:1")
+    assert training_devices("cuda", lambda: 0) == ()  # asked for, none there: each caller refuses in its words
+    with pytest.raises(ValueError, match="not one of auto, cpu, cuda, cuda:N"):
+        training_devices("tpu", no_count)

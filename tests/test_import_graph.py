@@ -114,7 +114,7 @@ ALLOWED = {
     "config": {"errors", "space"},
     "search": {"space", "config", "errors"},
     "data": {"config", "errors", "progress"},
-    "history": {"space", "search", "config", "errors"},
+    "history": {"space", "search", "config", "errors", "files"},  # files imports errors only: summary.json is written atomically
     "tables": {"space", "search", "config", "errors"},
     "nn": {"space", "data", "config", "errors", "progress"},
     "fitness": {"space", "search", "nn", "data", "tables", "history", "config", "errors", "progress"},

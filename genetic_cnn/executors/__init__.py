@@ -3,7 +3,8 @@
 Results never depend on the executor: each task carries its own seed. ``serial`` trains in this
 process; ``processes`` (``genetic_cnn.executors.processes``) keeps worker processes on this machine,
 each holding the datasets; ``ray`` (``genetic_cnn.executors.ray_actors``) runs such workers as Ray
-actors, on this machine or a cluster. See ``docs/executors.md``.
+actors, on this machine or a cluster; both run the one loop of ``genetic_cnn.executors.pool``.
+See ``docs/executors.md``.
 
 A worker that dies mid-evaluation (SIGKILL, the out-of-memory killer) loses only that evaluation:
 it is tried once more on a fresh worker, and if that worker dies too, the task is recorded as
@@ -16,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from genetic_cnn.config import Config
-from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.config import Config, training_devices
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores, visible_gpus
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
-__all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "make_executor"]
+__all__ = ["Executor", "Schedule", "SerialExecutor", "WorkerError", "available_cores", "choose_executor", "executor_for", "make_executor"]
 
 if TYPE_CHECKING:
     from genetic_cnn.fitness.methods import FitnessEvaluator
@@ -89,12 +90,9 @@ def choose_executor(config: Config) -> Config:
         return config if run.executor == "serial" else replace(config, run=replace(run, executor="serial"))
     if run.executor != "auto":
         return config
-    import torch
-
-    gpu = run.device.startswith("cuda") or (run.device == "auto" and torch.cuda.is_available())
-    if gpu:
-        gpus = torch.cuda.device_count() if run.device in ("auto", "cuda") else 1
-        chosen = replace(run, executor="processes") if gpus > 1 or run.workers > 1 else replace(run, executor="serial")
+    devices = training_devices(run.device, visible_gpus)
+    if devices != ("cpu",):
+        chosen = replace(run, executor="processes") if len(devices) > 1 or run.workers > 1 else replace(run, executor="serial")
         return replace(config, run=chosen)
     cores = available_cores()
     workers = run.workers or cores
@@ -124,13 +122,20 @@ def spawning_is_safe() -> bool:
 
 def make_executor(config: Config, progress: bool = False) -> Executor:
     """The executor named by ``run.executor`` (``auto``: see ``choose_executor``)."""
-    config = choose_executor(config)
-    if config.run.executor == "processes":
+    return executor_for(choose_executor(config), progress)
+
+
+def executor_for(chosen: Config, progress: bool = False) -> Executor:
+    """The executor of a config that ``choose_executor`` returned. The run driver chooses once, records
+    the choice with the run and starts this, so what is recorded is what runs."""
+    if chosen.run.executor == "auto":
+        raise ValueError("executor_for takes a config from choose_executor, where run.executor is no longer auto")
+    if chosen.run.executor == "processes":
         from genetic_cnn.executors.processes import ProcessExecutor
 
-        return ProcessExecutor(config, progress)
-    if config.run.executor == "ray":
+        return ProcessExecutor(chosen, progress)
+    if chosen.run.executor == "ray":
         from genetic_cnn.executors.ray_actors import RayExecutor
 
-        return RayExecutor(config, progress)
-    return SerialExecutor(config, progress)
+        return RayExecutor(chosen, progress)
+    return SerialExecutor(chosen, progress)

@@ -18,6 +18,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def visible_gpus() -> int:
+    """How many CUDA GPUs torch sees in this process (0 without CUDA); imports torch when asked."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 class WorkerError(RuntimeError):
     """A worker died before it was ready to evaluate: the run cannot go on without workers."""
 

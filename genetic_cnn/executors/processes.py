@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from genetic_cnn.config import Config
+from genetic_cnn.config import Config, training_devices
 from genetic_cnn.errors import UserError
-from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.executors.base import Schedule, WorkerError, available_cores, visible_gpus
+from genetic_cnn.executors.pool import PoolWorker, WorkerPool
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 
@@ -29,18 +29,11 @@ def plan_workers(config: Config) -> tuple[list[str], int]:
     ``run.workers``, spread round-robin over the GPUs); with ``cuda:N``, all on that GPU.
     Threads: ``run.threads``, or the cores divided among the workers (at least 1).
     """
-    import torch
-
     device, workers = config.run.device, config.run.workers
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        devices = ["cpu"] * (workers or 1)
-    elif device in ("auto", "cuda"):
-        gpus = torch.cuda.device_count()
-        if not gpus:
-            raise UserError(f"run.device = {device!r} but torch sees no GPU; use run.device = cpu")
-        devices = [f"cuda:{index % gpus}" for index in range(workers or gpus)]
-    else:
-        devices = [device] * (workers or 1)
+    found = training_devices(device, visible_gpus)
+    if not found:
+        raise UserError(f"run.device = {device!r} but torch sees no GPU; use run.device = cpu")
+    devices = [found[index % len(found)] for index in range(workers or len(found))]  # round-robin over the GPUs
     return devices, config.run.threads or max(1, available_cores() // len(devices))
 
 
@@ -93,16 +86,13 @@ def _picklable(error: Exception) -> Exception:
 
 
 @dataclass(eq=False)
-class _Worker:
+class _Worker(PoolWorker):
     process: Any
     conn: Any
     device: str
-    ready: bool = False
-    task: EvaluationTask | None = None
-    fresh: bool = True
 
 
-class ProcessExecutor:
+class ProcessExecutor(WorkerPool[_Worker]):
     """Worker processes on this machine (spawned), each with its own copy of the datasets.
 
     Each worker is given one task at a time over its own pipe, so the parent always knows which
@@ -112,11 +102,10 @@ class ProcessExecutor:
     def __init__(self, config: Config, progress: bool = False) -> None:
         import multiprocessing
 
-        self.config = config
+        super().__init__(config)
         self.devices, self.threads = plan_workers(config)
         self._context = multiprocessing.get_context("spawn")
-        self._workers: list[_Worker | None] = [None] * len(self.devices)
-        self._lock = threading.Lock()
+        self._workers = [None] * len(self.devices)
 
     def worker_pids(self) -> list[int]:
         return [worker.process.pid for worker in self._workers if worker]
@@ -125,30 +114,6 @@ class ProcessExecutor:
         """Worker pid -> the task it holds; safe to call from another thread."""
         with self._lock:
             return {worker.process.pid: worker.task for worker in self._workers if worker and worker.task}
-
-    def run(self, tasks: Sequence[EvaluationTask]) -> Iterator[EvaluationResult]:
-        if not tasks:
-            return
-        schedule = Schedule(self.config, tasks)
-        missing = min(len(self._workers), len(tasks)) - len(self.worker_pids())
-        for index in [index for index, worker in enumerate(self._workers) if worker is None][: max(0, missing)]:
-            self._start(index)  # workers that died when nothing was waiting are replaced now
-        finished = False
-        try:
-            while schedule.left:
-                self._dispatch(schedule)
-                live = [worker for worker in self._workers if worker]
-                handles = {worker.conn: worker for worker in live} | {worker.process.sentinel: worker for worker in live}
-                signalled = {id(handles[handle]): handles[handle] for handle in wait(list(handles))}
-                results = [result for worker in signalled.values() for result in self._service(worker, schedule)]
-                self._dispatch(schedule)  # keep the workers busy while the runner commits
-                yield from results
-            finished = True
-        finally:
-            if not finished:  # abandoned (error, Ctrl-C): stop the evaluations still running
-                for index, worker in enumerate(self._workers):
-                    if worker and (worker.task or not worker.ready):
-                        self._discard(index)
 
     def _start(self, index: int) -> None:
         parent, child = self._context.Pipe()
@@ -160,18 +125,18 @@ class ProcessExecutor:
         child.close()  # only the worker holds its end: its death reads as end-of-file here
         self._workers[index] = _Worker(process, parent, self.devices[index])
 
-    def _dispatch(self, schedule: Schedule) -> None:
-        for worker in self._workers:
-            if worker and worker.ready and worker.task is None:
-                task = schedule.take(worker.fresh)
-                if task is None:
-                    continue
-                with self._lock:
-                    worker.task, worker.fresh = task, False
-                try:
-                    worker.conn.send(task)
-                except OSError:
-                    pass  # it died: its sentinel says so next, and the task is retried
+    def _submit(self, worker: _Worker, task: EvaluationTask) -> None:
+        try:
+            worker.conn.send(task)
+        except OSError:
+            pass  # it died: its sentinel says so next, and the task is retried
+
+    def _collect(self, schedule: Schedule) -> list[EvaluationResult]:
+        """Wait for a worker's message or death (its pipe or its process sentinel), then read every worker that spoke."""
+        live = [worker for worker in self._workers if worker]
+        handles = {worker.conn: worker for worker in live} | {worker.process.sentinel: worker for worker in live}
+        signalled = {id(handles[handle]): handles[handle] for handle in wait(list(handles))}
+        return [result for worker in signalled.values() for result in self._service(worker, schedule)]
 
     def _service(self, worker: _Worker, schedule: Schedule) -> list[EvaluationResult]:
         """Read what ``worker`` sent; if it died, settle its task and replace it."""

@@ -8,14 +8,15 @@ the dataset files. Ray is optional and imported only when this executor is made.
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genetic_cnn.config import Config
+from genetic_cnn.config import Config, training_devices
 from genetic_cnn.errors import UserError
 from genetic_cnn.executors.base import Schedule, WorkerError, available_cores
+from genetic_cnn.executors.pool import PoolWorker, WorkerPool
 from genetic_cnn.search.records import EvaluationResult, EvaluationTask
 
 RAY_MISSING = "run.executor = \"ray\" needs Ray: pip install 'genetic-cnn[ray]'"
@@ -48,17 +49,14 @@ class RayWorker:
 
 
 @dataclass(eq=False)
-class _Actor:
+class _Actor(PoolWorker):
     handle: Any
     ready_ref: Any
-    ready: bool = False
     pid: int | None = None
-    task: EvaluationTask | None = None
     ref: Any = None
-    fresh: bool = True
 
 
-class RayExecutor:
+class RayExecutor(WorkerPool[_Actor]):
     """Ray actors, one evaluation at a time each; see ``docs/executors.md``.
 
     ``run.ray_address`` connects to a running cluster (``auto``: the one this machine belongs to);
@@ -67,10 +65,9 @@ class RayExecutor:
     """
 
     def __init__(self, config: Config, progress: bool = False) -> None:
+        super().__init__(config)
         self.ray = import_ray()
-        self.config = config
         self._started = False
-        self._actors: list[_Actor | None] = []
         self._factory: Any = None
         self._data: Any = None
         try:  # connect now, so that a wrong address is reported before the run starts
@@ -80,36 +77,7 @@ class RayExecutor:
             raise
 
     def worker_pids(self) -> list[int]:
-        return [actor.pid for actor in self._actors if actor and actor.pid is not None]
-
-    def run(self, tasks: Sequence[EvaluationTask]) -> Iterator[EvaluationResult]:
-        if not tasks:
-            return
-        ray = self.ray
-        schedule = Schedule(self.config, tasks)
-        missing = min(len(self._actors), len(tasks)) - sum(actor is not None for actor in self._actors)
-        for index in [index for index, actor in enumerate(self._actors) if actor is None][: max(0, missing)]:
-            self._start(index)  # actors that died when nothing was waiting are replaced now
-        finished = False
-        try:
-            while schedule.left:
-                self._dispatch(schedule)
-                waiting = {}
-                for actor in self._actors:
-                    if actor and not actor.ready:
-                        waiting[actor.ready_ref] = actor
-                    elif actor and actor.ref is not None:
-                        waiting[actor.ref] = actor
-                done, _ = ray.wait(list(waiting), num_returns=1)
-                results = [result for ref in done for result in self._collect(ref, waiting[ref], schedule)]
-                self._dispatch(schedule)
-                yield from results
-            finished = True
-        finally:
-            if not finished:  # abandoned (error, Ctrl-C): stop the evaluations still running
-                for index, actor in enumerate(self._actors):
-                    if actor and (actor.task or not actor.ready):
-                        self._discard(index)
+        return [actor.pid for actor in self._workers if actor and actor.pid is not None]
 
     def _setup(self) -> None:
         ray, run = self.ray, self.config.run
@@ -126,7 +94,7 @@ class RayExecutor:
             self._started = True
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)
-        cuda = run.device.startswith("cuda") or (run.device == "auto" and gpus > 0)
+        cuda = training_devices(run.device, lambda: math.ceil(gpus)) != ("cpu",)  # cuda without GPUs: refused next
         if cuda and not gpus:
             raise UserError(f"run.device = {run.device!r} but the Ray cluster has no GPUs; use run.device = cpu")
         if cuda:
@@ -142,24 +110,31 @@ class RayExecutor:
         self._device = "cuda" if cuda else "cpu"  # Ray shows each actor only the GPUs it was given
         self._threads = threads
         self._factory = ray.remote(max_restarts=0, max_task_retries=0)(RayWorker).options(**options)
-        self._actors = [None] * count
+        self._workers = [None] * count
 
     def _start(self, index: int) -> None:
         handle = self._factory.remote(self.config, self._data, self._device, self._threads)
-        self._actors[index] = _Actor(handle, handle.pid.remote())
+        self._workers[index] = _Actor(handle, handle.pid.remote())
 
-    def _dispatch(self, schedule: Schedule) -> None:
-        for actor in self._actors:
-            if actor and actor.ready and actor.task is None:
-                task = schedule.take(actor.fresh)
-                if task is not None:
-                    actor.task, actor.fresh = task, False
-                    actor.ref = actor.handle.evaluate.remote(task)
+    def _submit(self, worker: _Actor, task: EvaluationTask) -> None:
+        worker.ref = worker.handle.evaluate.remote(task)
 
-    def _collect(self, ref: Any, actor: _Actor, schedule: Schedule) -> list[EvaluationResult]:
+    def _collect(self, schedule: Schedule) -> list[EvaluationResult]:
+        """Wait for the first actor to be ready (its pid) or done with its task (its result or its death)."""
+        waiting = {}
+        for actor in self._workers:
+            if actor and not actor.ready:
+                waiting[actor.ready_ref] = actor
+            elif actor and actor.ref is not None:
+                waiting[actor.ref] = actor
+        done, _ = self.ray.wait(list(waiting), num_returns=1)
+        return [result for ref in done for result in self._settle(ref, waiting[ref], schedule)]
+
+    def _settle(self, ref: Any, actor: _Actor, schedule: Schedule) -> list[EvaluationResult]:
+        """What ``ref``, done, means for ``actor``: ready, a result, a failed evaluation, or its death."""
         ray = self.ray
         died = (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError, ray.exceptions.WorkerCrashedError)
-        index = self._actors.index(actor)
+        index = self._workers.index(actor)
         task = actor.task
         try:
             value = ray.get(ref)
@@ -183,8 +158,8 @@ class RayExecutor:
         return [schedule.completed(value)]
 
     def _discard(self, index: int) -> None:
-        actor = self._actors[index]
-        self._actors[index] = None
+        actor = self._workers[index]
+        self._workers[index] = None
         if actor is not None:
             try:
                 self.ray.kill(actor.handle, no_restart=True)
@@ -192,9 +167,9 @@ class RayExecutor:
                 pass
 
     def close(self) -> None:
-        for index in range(len(self._actors)):
+        for index in range(len(self._workers)):
             self._discard(index)
-        self._actors = []
+        self._workers = []
         self._factory = self._data = None
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()

@@ -12,11 +12,10 @@ matplotlib is imported when pictures are drawn, never at import.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -35,10 +34,9 @@ from genetic_cnn.history.rundata import (
     table,
 )
 from genetic_cnn.history.store import RunStore
-from genetic_cnn.history.summary import GenerationSummary
 from genetic_cnn.search.records import DIVERGED, FAILED, REUSED
 
-__all__ = ["RunData", "generation_table", "write_report", "write_run_report", "write_summary"]
+__all__ = ["RunData", "generation_table", "write_report", "write_run_report"]
 
 COMPARISON_FOLDER = "report-comparison"
 
@@ -374,32 +372,3 @@ def _folder(out: str | Path) -> Path:
     if not os.access(out, os.W_OK):
         raise UserError(f"cannot write the report to {out}: it is read-only; choose another --out")
     return out
-
-
-# ---------------------------------------------------------------------- CLI
-
-
-def write_summary(store: RunStore, summaries: Sequence[GenerationSummary]) -> Path:
-    """summary.json beside the database: the best genome, the fitness noise and the paper-style table.
-
-    The best genome is the individual with the highest mean fitness over all its trained
-    evaluations, as in the report.
-    """
-    data = RunData.load(store)
-    best = data.ranking()[0]
-    summary = {
-        "best_genome": best.genome,
-        "best_fitness": best.fitness,
-        "best_test_accuracy": best.test_accuracy,
-        "best_evaluations": best.evaluations,
-        "fitness_method": FitnessMethod.of(data.config, store.folder).to_dict(),  # e.g. the supernet's training time
-        "fitness_noise": data.fitness_noise().to_dict(),  # percentage points; see genetic_cnn.history.noise
-        "generations": [asdict(row) for row in summaries],
-    }
-    if len(data.config.evolution.objectives) > 1:
-        from genetic_cnn.history.front import front_summary
-
-        summary["pareto"] = front_summary(data)  # the front per generation and at the end (genetic_cnn.history.front)
-    # Atomic: a full disk or a kill while writing leaves the previous summary whole, never half of one.
-    fix = f"free disk space, then `genetic-cnn resume {store.folder}` writes it again"
-    return write_atomically(store.folder / "summary.json", json.dumps(summary, indent=1) + "\n", fix)

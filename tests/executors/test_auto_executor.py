@@ -10,7 +10,7 @@ from run_helpers import evolution_history as history
 
 from genetic_cnn.config import load_config
 from genetic_cnn.evolution import start_run
-from genetic_cnn.executors import available_cores, choose_executor
+from genetic_cnn.executors import SerialExecutor, available_cores, choose_executor, executor_for
 from genetic_cnn.history.store import load_run
 
 CPU = ["run.device=cpu"]
@@ -33,6 +33,17 @@ def test_auto_runs_one_single_thread_worker_per_core_when_a_generation_keeps_the
     assert chosen("evolution.population=2", "run.workers=3")[0] == "serial"
     if cores == 1:
         assert chosen("evolution.population=20")[0] == "serial"
+
+
+def test_the_executor_is_made_from_the_choice_and_never_chooses_again() -> None:
+    """The run records ``choose_executor``'s choice and starts ``executor_for`` it: an undecided config is refused."""
+    with pytest.raises(ValueError, match="choose_executor"):
+        executor_for(load_config(None, CPU))
+    executor = executor_for(choose_executor(load_config(None, [*CPU, "evolution.population=2", "run.workers=3"])))
+    try:
+        assert isinstance(executor, SerialExecutor)
+    finally:
+        executor.close()
 
 
 def test_auto_keeps_the_workers_and_threads_it_is_given() -> None:
