@@ -29,6 +29,7 @@ from genetic_cnn.history.summary import GenerationSummary
 from genetic_cnn.search.records import OK, REUSED, CurvePoint, EvaluationResult
 from genetic_cnn.space.genome import Genome, edge_list
 from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.space.identity import individual_key
 
 TOP_ARCHITECTURES = 4
 
@@ -135,7 +136,7 @@ class RunData:
 
     def identity(self, genome: str) -> str:
         """What the run counts as the same individual: the string, or its architecture key."""
-        return key_of(genome) if self.config.evolution.identity == "architecture" else genome
+        return individual_key(genome, self.config.evolution.identity)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -174,9 +175,10 @@ class RunData:
     def ranking(self, by_architecture: bool = False) -> list[Candidate]:
         """Individuals (or architectures) by mean fitness over all trained evaluations, best first."""
         groups: dict[str, list[EvaluationResult]] = defaultdict(list)
+        identity = "architecture" if by_architecture else self.config.evolution.identity
         for e in self.evaluations:
             if e.status != REUSED:
-                groups[e.key if by_architecture else self.identity(e.genome)].append(e)
+                groups[individual_key(e.genome, identity, key=e.key)].append(e)
         ranked: list[tuple[bool, Candidate]] = []
         for members in groups.values():
             counts = Counter(e.genome for e in members)

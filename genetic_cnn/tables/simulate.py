@@ -31,6 +31,7 @@ from genetic_cnn.search.strategies import make_search
 from genetic_cnn.space.cost import NetworkCost
 from genetic_cnn.space.genome import Genome
 from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.space.identity import individual_key
 from genetic_cnn.tables.table import DRAW_STREAM, SeedDraws, Table
 
 INCUMBENT_RULES = ("observation", "mean")
@@ -153,9 +154,9 @@ def simulate(
     own = search.tells_own_evaluation
     draws = SeedDraws(run_seed, lookup.seeds, one_shot=lookup.table.one_shot)
     lookups: dict[int, int] = {}
-    by_string = config.identity == "string"
-    evaluations: dict[object, list[float]] = {}
-    numbers: dict[object, int] = {}
+    individuals: dict[Genome, str] = {}  # each genome's individual_key, worked out once per run
+    evaluations: dict[str, list[float]] = {}
+    numbers: dict[str, int] = {}
     architectures: list[int] = []
     identities: list[int] = []
     observations: list[float] = []
@@ -167,7 +168,9 @@ def simulate(
         names, values_now = [], []
         for genome in population:
             arch = lookup.index(genome)
-            identity = genome if by_string else arch  # architecture identity: one index per key
+            identity = individuals.get(genome)
+            if identity is None:
+                identity = individuals[genome] = individual_key(genome, config.identity)
             values = evaluations.setdefault(identity, [])
             if noiseless:
                 value = float(lookup.truth[arch])
