@@ -36,6 +36,7 @@ TOP_ARCHITECTURES = 4
 
 @cache
 def parse_genome(text: str) -> Genome:
+    """A stored genome string (``Genome.from_string``), each decoded once: a run's strings repeat."""
     return Genome.from_string(text)
 
 
