@@ -1,4 +1,4 @@
-"""A run's history read back from its database: the table, rankings, curves. No torch, no matplotlib.
+"""A run's history read back from its database: the paper's rows per generation, rankings, curves. No torch, no matplotlib.
 
 Definitions (the report writes them out too):
 
@@ -58,7 +58,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class TableRow:
+class GenerationRow:
     """One row of the paper's table, with the test accuracy of the generation's best genome."""
 
     summary: GenerationSummary
@@ -156,12 +156,12 @@ class RunData:
         ]  # fmt: skip
         return statistics.fmean(values) if values else None
 
-    def table(self) -> list[TableRow]:
+    def generation_rows(self) -> list[GenerationRow]:
         """The paper's table, one row per completed generation."""
-        return list(self._table)
+        return list(self._generation_rows)
 
     @cached_property
-    def _table(self) -> tuple[TableRow, ...]:
+    def _generation_rows(self) -> tuple[GenerationRow, ...]:
         by_generation: dict[int, list[EvaluationResult]] = defaultdict(list)
         for e in self.evaluations:
             by_generation[e.generation].append(e)
@@ -170,7 +170,7 @@ class RunData:
             summary = GenerationSummary.of(
                 record.generation, record.genomes, record.fitness, by_generation[record.generation]
             )
-            rows.append(TableRow(summary, self.test_accuracy(summary.best_genome, record.generation)))
+            rows.append(GenerationRow(summary, self.test_accuracy(summary.best_genome, record.generation)))
         return tuple(rows)
 
     def ranking(self, by_architecture: bool = False) -> list[Candidate]:
@@ -261,9 +261,9 @@ def class_count(config: Config) -> int | None:
     return None
 
 
-def generation_table(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
+def generation_summaries(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
     """The paper's table: one ``GenerationSummary`` per completed generation, from the database."""
-    return [row.summary for row in RunData.load(run).table()]
+    return [row.summary for row in RunData.load(run).generation_rows()]
 
 
 # ---------------------------------------------------------------------- Markdown
@@ -276,7 +276,7 @@ def code(genome: str) -> str:
     return "`" + genome.replace("|", "\\|") + "`"
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+def markdown_rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows] + [""]
 
