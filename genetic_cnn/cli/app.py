@@ -13,15 +13,12 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from genetic_cnn.cli import calibrate, lr_find, report, tabulate, train
 from genetic_cnn.config import SpaceConfig
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import output_file, plural, write_atomically
-
-if TYPE_CHECKING:
-    from genetic_cnn.space.genome import Genome
 
 T = TypeVar("T")
 
@@ -31,11 +28,12 @@ FEATURE_COMMANDS = (report.add_parser, calibrate.add_parser, tabulate.add_parser
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from genetic_cnn.space.genome import Genome
     from genetic_cnn.space.graph import architecture_key, stage_graphs
     from genetic_cnn.space.presets import get_preset
 
     preset = user_input(get_preset, args.preset)
-    genome = user_input(parse_genome_argument, args.genome, preset.nodes)
+    genome = user_input(Genome.from_string, args.genome, preset.nodes)
     drawing = output_file(args.out, force=args.force, suffix=".png") if args.out else None  # refused before printing
     from genetic_cnn.nn.network import build_network, count_flops, count_parameters
 
@@ -140,20 +138,6 @@ def export_format(asked: str | None, out: Path | None) -> str:
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise UserError(f"--out {out}: {out.suffix} is no export format; name it .csv or .json, or pass --format csv|json")
     return EXPORT_FORMATS[out.suffix.lower()]
-
-
-def parse_genome_argument(text: str, nodes: tuple[int, ...]) -> Genome:
-    """A genome from the command line; a hint when the shell cut it at an unquoted ``|``."""
-    from genetic_cnn.space.genome import STAGE_SEPARATOR, Genome
-
-    try:
-        return Genome.from_string(text, nodes=nodes)
-    except ValueError as error:
-        if text.count(STAGE_SEPARATOR) < len(nodes) - 1:
-            raise ValueError(
-                f"{error}; if you typed it unquoted, the shell cut it at '|': quote the genome, e.g. '1-01|0-01-100-0111'"
-            ) from None
-        raise
 
 
 def user_input(parse: Callable[..., T], *args: object, **kwargs: object) -> T:

@@ -11,13 +11,15 @@ from genetic_cnn.files import output_file
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from genetic_cnn.tools.inputs import parse_genome, preset_for_data
+    from genetic_cnn.space.genome import parse_genome
+    from genetic_cnn.tools.inputs import preset_for_data
     from genetic_cnn.tools.lr_find import check_range, lr_range_test, plot_lr_find
 
     config = resolve_config(args.config, args.set, args.preset, args.dataset)
     check_range(args.start, args.end, args.steps)
     out = output_file(args.out, force=args.force, suffix=".png")
-    genome = parse_genome(args.genome, config.preset())  # all checked before torch is imported
+    preset = config.preset()
+    genome = parse_genome(args.genome, preset.nodes, preset.name)  # all checked before torch is imported
 
     import torch
 

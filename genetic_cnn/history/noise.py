@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from genetic_cnn.search.records import OK, EvaluationResult
+from genetic_cnn.space.identity import individual_key
 
 PERCENT = 100.0
 
@@ -109,14 +110,8 @@ class FitnessNoise:
 
 
 def identity_of(result: EvaluationResult, identity: str) -> str:
-    """The individual an evaluation belongs to, as ``search.FitnessLedger.identity_of`` counts it."""
-    if identity == "architecture":
-        if result.key:
-            return result.key
-        from genetic_cnn.space.graph import architecture_key  # only for a record without a key (none is written so)
-
-        return architecture_key(result.genome)
-    return result.genome
+    """The individual an evaluation belongs to (``space.identity.individual_key``; the record's stored key)."""
+    return individual_key(result.genome, identity, key=result.key)
 
 
 def measured(evaluations: Sequence[EvaluationResult], identity: str) -> dict[str, list[float]]:

@@ -1,4 +1,4 @@
-"""A run's history read back from its database: the table, rankings, curves. No torch, no matplotlib.
+"""A run's history read back from its database: the paper's rows per generation, rankings, curves. No torch, no matplotlib.
 
 Definitions (the report writes them out too):
 
@@ -29,12 +29,14 @@ from genetic_cnn.history.summary import GenerationSummary
 from genetic_cnn.search.records import OK, REUSED, CurvePoint, EvaluationResult
 from genetic_cnn.space.genome import Genome, edge_list
 from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.space.identity import individual_key
 
 TOP_ARCHITECTURES = 4
 
 
 @cache
 def parse_genome(text: str) -> Genome:
+    """A stored genome string (``Genome.from_string``), each decoded once: a run's strings repeat."""
     return Genome.from_string(text)
 
 
@@ -56,7 +58,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class TableRow:
+class GenerationRow:
     """One row of the paper's table, with the test accuracy of the generation's best genome."""
 
     summary: GenerationSummary
@@ -135,7 +137,7 @@ class RunData:
 
     def identity(self, genome: str) -> str:
         """What the run counts as the same individual: the string, or its architecture key."""
-        return key_of(genome) if self.config.evolution.identity == "architecture" else genome
+        return individual_key(genome, self.config.evolution.identity)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -154,12 +156,12 @@ class RunData:
         ]  # fmt: skip
         return statistics.fmean(values) if values else None
 
-    def table(self) -> list[TableRow]:
+    def generation_rows(self) -> list[GenerationRow]:
         """The paper's table, one row per completed generation."""
-        return list(self._table)
+        return list(self._generation_rows)
 
     @cached_property
-    def _table(self) -> tuple[TableRow, ...]:
+    def _generation_rows(self) -> tuple[GenerationRow, ...]:
         by_generation: dict[int, list[EvaluationResult]] = defaultdict(list)
         for e in self.evaluations:
             by_generation[e.generation].append(e)
@@ -168,15 +170,16 @@ class RunData:
             summary = GenerationSummary.of(
                 record.generation, record.genomes, record.fitness, by_generation[record.generation]
             )
-            rows.append(TableRow(summary, self.test_accuracy(summary.best_genome, record.generation)))
+            rows.append(GenerationRow(summary, self.test_accuracy(summary.best_genome, record.generation)))
         return tuple(rows)
 
     def ranking(self, by_architecture: bool = False) -> list[Candidate]:
         """Individuals (or architectures) by mean fitness over all trained evaluations, best first."""
         groups: dict[str, list[EvaluationResult]] = defaultdict(list)
+        identity = "architecture" if by_architecture else self.config.evolution.identity
         for e in self.evaluations:
             if e.status != REUSED:
-                groups[e.key if by_architecture else self.identity(e.genome)].append(e)
+                groups[individual_key(e.genome, identity, key=e.key)].append(e)
         ranked: list[tuple[bool, Candidate]] = []
         for members in groups.values():
             counts = Counter(e.genome for e in members)
@@ -258,9 +261,9 @@ def class_count(config: Config) -> int | None:
     return None
 
 
-def generation_table(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
+def generation_summaries(run: RunData | RunStore | str | Path) -> list[GenerationSummary]:
     """The paper's table: one ``GenerationSummary`` per completed generation, from the database."""
-    return [row.summary for row in RunData.load(run).table()]
+    return [row.summary for row in RunData.load(run).generation_rows()]
 
 
 # ---------------------------------------------------------------------- Markdown
@@ -273,7 +276,7 @@ def code(genome: str) -> str:
     return "`" + genome.replace("|", "\\|") + "`"
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+def markdown_rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows] + [""]
 

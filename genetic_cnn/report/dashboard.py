@@ -68,7 +68,7 @@ def run_state(data: RunData) -> dict[str, Any]:
             {"generation": s.generation, "max": s.maximum, "min": s.minimum, "mean": s.mean, "median": s.median,
              "std": s.std, "best_genome": s.best_genome, "test": row.test_accuracy, "trained": s.trained,
              "reused": s.reused}
-            for row in data.table() for s in [row.summary]
+            for row in data.generation_rows() for s in [row.summary]
         ],  # fmt: skip
         "best": [
             {"genome": c.genome, "key": c.key, "fitness": c.fitness, "test": c.test_accuracy,

@@ -6,7 +6,7 @@ best-so-far curves, the best genomes drawn, population diversity, the connection
 converged on, and where the time went. Several runs: a comparison (overlaid best-so-far curves, a
 summary table) plus one sub-report per run.
 
-Definitions are in ``genetic_cnn.history.rundata``, which reads the history. The Python API (``write_report``, ``generation_table``, ``RunData``) reads the run database only;
+Definitions are in ``genetic_cnn.history.rundata``, which reads the history. The Python API (``write_report``, ``generation_summaries``, ``RunData``) reads the run database only;
 matplotlib is imported when pictures are drawn, never at import.
 """
 
@@ -29,14 +29,14 @@ from genetic_cnn.history.rundata import (
     code,
     distinct_names,
     duration,
-    generation_table,
+    generation_summaries,
+    markdown_rows,
     pct,
-    table,
 )
 from genetic_cnn.history.store import RunStore
 from genetic_cnn.search.records import DIVERGED, FAILED, REUSED
 
-__all__ = ["RunData", "generation_table", "write_report", "write_run_report"]
+__all__ = ["RunData", "generation_summaries", "write_report", "write_run_report"]
 
 COMPARISON_FOLDER = "report-comparison"
 
@@ -46,7 +46,7 @@ def _when(stamp: float) -> str:
 
 def run_markdown(data: RunData, title: str) -> str:
     """The text of one run's report; the images it names are drawn by ``plots.draw_run``."""
-    config, rows = data.config, data.table()
+    config, rows = data.config, data.generation_rows()
     preset, evo = config.preset(), config.evolution
     counts = data.status_counts()
     trained = [e for e, _ in data.trained]
@@ -76,7 +76,7 @@ def run_markdown(data: RunData, title: str) -> str:
         "evaluations have no test accuracy and are left out of it). "
         f"*{method.short.capitalize()}* ({method.evaluated}) and *reused* count the generation's evaluations.", "",
     ]  # fmt: skip
-    lines += table(
+    lines += markdown_rows(
         ["gen", "max", "min", "mean", "median", "std", "best genome", "test", method.short, "reused"],
         [
             [
@@ -122,7 +122,7 @@ def run_markdown(data: RunData, title: str) -> str:
         "Distinct architectures (equivalent strings grouped by architecture key), ranked by the mean fitness "
         "over all their trained evaluations; the string shown is the one evaluated most often.", "",
     ]  # fmt: skip
-    lines += table(
+    lines += markdown_rows(
         ["rank", "genome", "architecture key", "fitness", "test", "evaluations", "strings"],
         [[i, code(c.genome), code(c.key), pct(c.fitness), pct(c.test_accuracy), c.evaluations, c.strings]
          for i, c in enumerate(data.ranking(by_architecture=True)[:TOP_ARCHITECTURES], start=1)],
@@ -139,7 +139,7 @@ def run_markdown(data: RunData, title: str) -> str:
     ]  # fmt: skip
     seconds = [e.seconds for e in trained]
     lines += cost_sentences(method, total)
-    lines += table(
+    lines += markdown_rows(
         [method.short, "reused", "failed", "diverged", "wall time", "mean per evaluation", "median per evaluation",
          "mean per generation"],
         [[len(trained), counts[REUSED], counts[FAILED], counts[DIVERGED], duration(total),
@@ -150,7 +150,7 @@ def run_markdown(data: RunData, title: str) -> str:
     errors = [e for e in data.evaluations if e.status in (FAILED, DIVERGED)]
     if errors:
         lines += ["Failed and diverged evaluations (no fitness):", ""]
-        lines += table(
+        lines += markdown_rows(
             ["gen", "slot", "genome", "status", "error"],
             [[e.generation, e.slot, code(e.genome), e.status, " ".join(e.error.split())[:120].replace("|", "\\|") or "–"]
              for e in errors[:20]],
@@ -176,7 +176,7 @@ def front_markdown(data: RunData) -> list[str]:
     if timed:
         lines += [f"Latency: the median milliseconds of one forward pass of {data.config.evolution.latency_batch} "
                   f"image(s), timed once per architecture on {data.latency_device} (docs/multi_objective.md).", ""]  # fmt: skip
-    lines += table(
+    lines += markdown_rows(
         ["rank", "genome", "fitness", "test", "FLOPs", "parameters", *(["latency (ms)"] if timed else []), "evaluations"],
         [[m.rank, code(m.genome), pct(m.accuracy), pct(m.test_accuracy), f"{m.flops:,}", f"{m.parameters:,}",
           *([milliseconds(m.latency_ms)] if timed else []), m.evaluations] for m in members],
@@ -275,7 +275,7 @@ def noise_markdown(data: RunData, method: FitnessMethod | None = None) -> list[s
         "it, the population sd over its population's distinct individuals.", "",
         noise_sentence(data.fitness_noise(), method), "",
     ]  # fmt: skip
-    lines += table(
+    lines += markdown_rows(
         ["gen", "seed sd", "population sd", "repeated"],
         [[g, points(n.seed_sd), points(n.population_sd), n.repeated] for g, n in data.noise_by_generation()],
     )
@@ -307,9 +307,9 @@ def comparison_markdown(datas: Sequence[RunData], links: Sequence[Path]) -> str:
             data.seed, data.config.data.dataset,
             f"{len(data.generations)}/{data.config.evolution.generations + 1}", trained, counts[REUSED],
             counts[FAILED] + counts[DIVERGED], code(best.genome), pct(best.fitness), pct(best.test_accuracy),
-            pct(data.table()[-1].summary.mean),
+            pct(data.generation_rows()[-1].summary.mean),
         ])  # fmt: skip
-    lines += table(
+    lines += markdown_rows(
         ["run", "strategy", "fitness", "seed", "data", "generations done", "evaluated", "reused", "failed or diverged", "best genome",
          "best fitness", "best test", "last mean"], rows,
     )  # fmt: skip

@@ -71,7 +71,7 @@ def plot_fitness(data: RunData, path: Path) -> Path:
     fig = Figure(figsize=(9, 5))
     ax = fig.subplots()
     generations = [r.generation for r in data.generations]
-    rows = [row.summary for row in data.table()]
+    rows = [row.summary for row in data.generation_rows()]
     everything = [f for r in data.generations for f in r.fitness]
     floor = _floor(everything)
     ax.fill_between(generations, [s.minimum for s in rows], [s.maximum for s in rows], color=COLOURS[0], alpha=0.15,
@@ -133,7 +133,7 @@ def plot_mean_fitness(datas: Sequence[RunData], path: Path) -> Path:
     fig = Figure(figsize=(9, 5))
     ax = fig.subplots()
     for index, data in enumerate(datas):
-        rows = [row.summary for row in data.table()]
+        rows = [row.summary for row in data.generation_rows()]
         generations = [s.generation for s in rows]
         colour = COLOURS[index % len(COLOURS)]
         ax.plot(generations, [s.mean for s in rows], color=colour, lw=2, marker="o", ms=3, label=f"{data.label}: mean")

@@ -40,7 +40,7 @@ from genetic_cnn.search.operators import GenerationLog, initialize, mutate, next
 from genetic_cnn.search.protocol import Search
 from genetic_cnn.space.cost import CostOf
 from genetic_cnn.space.genome import Genome
-from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.space.identity import individual_key
 
 REPAIR_DRAWS = 100
 """Mutated copies of its parent tried for an infeasible child before the parent itself takes its slot."""
@@ -303,9 +303,9 @@ class NSGA2Search(_GenerationalSearch):
     def _breed(self, fitness: list[float]) -> tuple[list[Genome], GenerationLog | None]:
         pool: dict[str, tuple[Genome, float]] = {}
         for genome, value in [*self._survivors, *zip(self._population, fitness)]:
-            identity = str(genome) if self.config.identity == "string" else architecture_key(genome)
-            pool.pop(identity, None)  # the newest fitness, in the newest place
-            pool[identity] = (genome, value)
+            individual = individual_key(genome, self.config.identity)
+            pool.pop(individual, None)  # the newest fitness, in the newest place
+            pool[individual] = (genome, value)
         members = list(pool.values())
         objectives = pareto.objective_matrix([value for _, value in members], [self.costs(g) for g, _ in members])
         kept = pareto.survivors(objectives, self.config.population)
@@ -353,7 +353,7 @@ class FitnessLedger:
         self._evaluations: dict[str, list[float]] = {}
 
     def identity_of(self, genome: Genome) -> str:
-        return str(genome) if self.identity == "string" else architecture_key(genome)
+        return individual_key(genome, self.identity)
 
     def record(self, genome: Genome, accuracy: float) -> None:
         if not math.isfinite(accuracy):

@@ -25,6 +25,7 @@ GROUP_SEPARATOR = "-"
 LOOKALIKES = str.maketrans({**dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d", GROUP_SEPARATOR),
                             **dict.fromkeys("\u00a6\u2223\u01c0\uff5c", STAGE_SEPARATOR)})  # fmt: skip
 """Dashes and bars that a PDF, a word processor or a chat turns ``-`` and ``|`` into."""
+SHELL_CUT_HINT = "if you typed it unquoted, the shell cut it at '|': quote the genome, e.g. '1-01|0-01-100-0111'"
 
 
 class GenomeError(UserError, ValueError):
@@ -98,13 +99,26 @@ class Genome:
 
     @classmethod
     def from_string(cls, text: str, nodes: Sequence[int] | None = None) -> Genome:
-        """Parse the paper's notation, e.g. ``"1-01|0-01-100-0111"``.
+        """Parse the paper's notation, e.g. ``"1-01|0-01-100-0111"``: the one genome parser, so every
+        command and the API give the same errors.
 
         The node counts follow from the number of groups per stage; when ``nodes`` is
-        given it is checked against them.
+        given it is checked against them, and a string with fewer stages than ``nodes`` that fails
+        gets a hint: a genome typed unquoted is cut at its first ``|`` by the shell.
         """
         if not isinstance(text, str):
             raise GenomeError(f"a genome string is expected, e.g. '1-01|0-01-100-0111'; got {type(text).__name__}")
+        if nodes is None:
+            return cls._parse(text, None)
+        try:
+            return cls._parse(text, nodes)
+        except GenomeError as error:
+            if text.count(STAGE_SEPARATOR) < len(nodes) - 1:
+                raise GenomeError(f"{error}; {SHELL_CUT_HINT}") from None
+            raise
+
+    @classmethod
+    def _parse(cls, text: str, nodes: Sequence[int] | None) -> Genome:
         # Spaces carry no meaning, and look-alike dashes and bars are what copying a genome from a
         # paper or a chat gives: both are read as the plain characters they stand for.
         stripped = "".join(text.translate(LOOKALIKES).split())
@@ -195,3 +209,17 @@ def _format_stage(bits: Sequence[int], nodes: int) -> str:
         groups.append("".join(str(bit) for bit in bits[start : start + width]))
         start += width
     return GROUP_SEPARATOR.join(groups)
+
+
+def parse_genome(genome: Genome | str, nodes: Sequence[int] | None = None, preset: str | None = None) -> Genome:
+    """A genome given as a string (``Genome.from_string``, the one parser) or as a value, checked against
+    ``nodes`` when given (``preset``: the name of the preset they come from, for the message)."""
+    if not isinstance(genome, Genome):
+        return Genome.from_string(genome, nodes)  # a string, or anything else refused by its type
+    if nodes is None:
+        return genome
+    expected = _check_nodes(nodes)
+    if genome.nodes != expected:
+        wanted = f"preset {preset!r} expects {expected}" if preset else f"nodes={expected} was expected"
+        raise GenomeError(f"genome {genome} has nodes {genome.nodes} per stage, {wanted}")
+    return genome

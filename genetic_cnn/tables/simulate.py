@@ -31,6 +31,7 @@ from genetic_cnn.search.strategies import make_search
 from genetic_cnn.space.cost import NetworkCost
 from genetic_cnn.space.genome import Genome
 from genetic_cnn.space.graph import architecture_key
+from genetic_cnn.space.identity import individual_key
 from genetic_cnn.tables.table import DRAW_STREAM, SeedDraws, Table
 
 INCUMBENT_RULES = ("observation", "mean")
@@ -102,10 +103,16 @@ def held_out_column(run_seed: int, seeds: int) -> int:
 
 
 class TableLookup:
-    """The table as arrays (its seeds, or all but a held-out one), and a genome -> architecture index
-    cache shared by every simulated run."""
+    """The table as arrays (its seeds, or all but a held-out one), and the genome -> architecture index
+    and genome -> individual caches shared by every simulated run."""
 
-    def __init__(self, table: Table, columns: Sequence[int] | None = None, _index: dict[Genome, int] | None = None) -> None:
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[int] | None = None,
+        _index: dict[Genome, int] | None = None,
+        _individuals: dict[str, dict[Genome, str]] | None = None,
+    ) -> None:
         self.table = table
         self.nodes = table.nodes
         accuracy = [[m.accuracy if m.status == "ok" else math.nan for m in a.results] for a in table.architectures]
@@ -116,18 +123,27 @@ class TableLookup:
         self.truth = table.mean_validation
         """Each architecture's mean validation accuracy over all the table's seeds (the oracle's fitness)."""
         self._index: dict[Genome, int] = {} if _index is None else _index
+        self._individuals: dict[str, dict[Genome, str]] = {} if _individuals is None else _individuals
 
     def without(self, column: int) -> TableLookup:
         """The table less seed ``column``: what a search judged on that seed may read."""
         if self.table.validation.shape[1] < 2:
             raise ValueError("a held-out seed needs a table of two or more seeds")
         kept = [c for c in range(self.table.validation.shape[1]) if c != column]
-        return TableLookup(self.table, kept, self._index)
+        return TableLookup(self.table, kept, self._index, self._individuals)
 
     def cost(self, genome: Genome) -> NetworkCost:
         """The parameters and FLOPs the table counted for ``genome``'s architecture."""
         architecture = self.table.architectures[self.index(genome)]
         return NetworkCost(architecture.parameters, architecture.flops)
+
+    def individual(self, genome: Genome, identity: str) -> str:
+        """``genome``'s ``individual_key`` under ``identity``, worked out once for all runs."""
+        known = self._individuals.setdefault(identity, {})
+        found = known.get(genome)
+        if found is None:
+            found = known[genome] = individual_key(genome, identity)
+        return found
 
     def index(self, genome: Genome) -> int:
         found = self._index.get(genome)
@@ -153,9 +169,8 @@ def simulate(
     own = search.tells_own_evaluation
     draws = SeedDraws(run_seed, lookup.seeds, one_shot=lookup.table.one_shot)
     lookups: dict[int, int] = {}
-    by_string = config.identity == "string"
-    evaluations: dict[object, list[float]] = {}
-    numbers: dict[object, int] = {}
+    evaluations: dict[str, list[float]] = {}
+    numbers: dict[str, int] = {}
     architectures: list[int] = []
     identities: list[int] = []
     observations: list[float] = []
@@ -167,7 +182,7 @@ def simulate(
         names, values_now = [], []
         for genome in population:
             arch = lookup.index(genome)
-            identity = genome if by_string else arch  # architecture identity: one index per key
+            identity = lookup.individual(genome, config.identity)
             values = evaluations.setdefault(identity, [])
             if noiseless:
                 value = float(lookup.truth[arch])

@@ -40,7 +40,8 @@ from genetic_cnn.config import Config, ConfigError, TrainConfig
 from genetic_cnn.errors import UserError
 from genetic_cnn.nn.saved import RESULTS, check_onnx_exporter, save_trained
 from genetic_cnn.progress import bar as progress_bar
-from genetic_cnn.tools.inputs import parse_genome, preset_for_data
+from genetic_cnn.space.genome import parse_genome
+from genetic_cnn.tools.inputs import preset_for_data
 
 if TYPE_CHECKING:  # torch is imported only when training or loading, so the CLI starts fast
     import torch
@@ -183,7 +184,8 @@ def train_final(
     started = time.perf_counter()
     seed_list = _seed_list(seeds, config.run.seed)
     train_config = scale_schedule(config.train, epochs) if epochs is not None else config.train
-    parsed = parse_genome(genome, config.preset())  # fail fast, before importing torch or reading data
+    configured = config.preset()
+    parsed = parse_genome(genome, configured.nodes, configured.name)  # fail fast, before importing torch or reading data
     if onnx:
         check_onnx_exporter()
 

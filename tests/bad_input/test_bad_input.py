@@ -256,6 +256,8 @@ ROWS: list[tuple[str, str, Setup, str]] = [
     ("resume after config.toml was edited", "resume", edited_config, "differs from the settings the run was started with"),
     ("validation written as 2.0", "evolve", lambda tmp: ["--set", "data.validation=2.0"], "neither a count nor a fraction"),
     ("genome cut at | by the shell", "show", lambda tmp: ["1-01"], "the shell cut it at '|'"),
+    ("train a genome cut at | by the shell", "train", lambda tmp: ["1-01", "--out", str(tmp / "run")], "the shell cut it at '|'"),
+    ("lr-find a genome cut at | by the shell", "lr-find", lambda tmp: ["1-01", "--out", str(tmp / "lr.png")], "the shell cut it at '|'"),
     ("lr-find with too few steps", "lr-find", lambda tmp: ["1-01|0-01-100-0111", "--steps", "5"], "too few"),
     ("export onto an existing file", "export", export_onto_existing, "pass --force"),
     ("show onto an existing drawing", "show", lambda tmp: ["1-01|0-01-100-0111", "--out", str(write(tmp / "g.png", "mine"))], "pass --force"),

@@ -152,7 +152,7 @@ def test_a_version_1_database_opens_read_only_and_resumes_with_curves(curved_run
         assert not store.has_curves and store.curves() == {}
         assert store.meta("schema_version") == 1
         assert len(store.generations()) == 2 and len(store.evaluations()) == 8
-    assert RunData.load(old).table()
+    assert RunData.load(old).generation_rows()
     assert "This run recorded none" in write_report([old], tmp_path / "old-report").read_text(encoding="utf-8")
     assert "curves" not in {row[0] for row in sqlite3.connect(old / DATABASE).execute("SELECT name FROM sqlite_master")}
 

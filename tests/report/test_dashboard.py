@@ -55,7 +55,7 @@ def test_state_agrees_with_the_database(finished_run: Path) -> None:
     (run,) = state["runs"]
     data = RunData.load(finished_run)
     assert [row["generation"] for row in run["table"]] == [0, 1, 2]
-    for row, expected in zip(run["table"], data.table()):
+    for row, expected in zip(run["table"], data.generation_rows()):
         assert (row["max"], row["mean"], row["best_genome"]) == (
             expected.summary.maximum, expected.summary.mean, expected.summary.best_genome
         )
@@ -227,7 +227,7 @@ def test_page_shows_the_run_and_updates_by_itself(served: str, run_copy: Path) -
         rows = browser.find_elements(By.CSS_SELECTOR, "#run-0 table.generations tbody tr")
         expected = [[str(s.generation), pct(s.maximum), pct(s.minimum), pct(s.mean), pct(s.median), pct(s.std),
                      s.best_genome, pct(row.test_accuracy), str(s.trained), str(s.reused)]
-                    for row in data.table() for s in [row.summary]]  # fmt: skip
+                    for row in data.generation_rows() for s in [row.summary]]  # fmt: skip
         assert [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows] == expected
         assert len(browser.find_elements(By.CSS_SELECTOR, "#run-0 svg.chart")) == 6
         assert not browser.find_elements(By.CSS_SELECTOR, "#run-0 .pareto")  # one objective: no front panel

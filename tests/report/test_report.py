@@ -24,7 +24,7 @@ from genetic_cnn.config import load_config
 from genetic_cnn.errors import UserError
 from genetic_cnn.evolution import Evolution
 from genetic_cnn.history.store import RunStore, load_run
-from genetic_cnn.report.markdown import RunData, generation_table, write_report
+from genetic_cnn.report.markdown import RunData, generation_summaries, write_report
 from genetic_cnn.search.records import DIVERGED, FAILED, OK, REUSED, EvaluationResult, EvaluationTask
 from genetic_cnn.space.genome import Genome
 from genetic_cnn.space.graph import architecture_key
@@ -98,7 +98,7 @@ def cells(line: str) -> list[str]:
     return [cell.strip().strip("`").replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
 
 
-def paper_table(markdown: str) -> list[list[str]]:
+def generation_rows_in(markdown: str) -> list[list[str]]:
     section = markdown.split("## Population per generation")[1].split("\n## ")[0]
     return [cells(line) for line in section.splitlines() if re.match(r"\| \d", line)]
 
@@ -141,13 +141,13 @@ def best_in_database(folder: Path) -> tuple[str, float, float]:
     return name, best, statistics.fmean(e.test_accuracy for e in groups[name])
 
 
-def test_table_agrees_with_the_database(runs: dict[str, Path], report: Path) -> None:
+def test_generation_rows_agree_with_the_database(runs: dict[str, Path], report: Path) -> None:
     with load_run(runs["genetic"]) as run:
         records, evaluations = run.generations(), run.evaluations()
-    table = generation_table(runs["genetic"])
-    rows = paper_table(report.read_text(encoding="utf-8"))
-    assert len(records) == len(table) == len(rows) == 5
-    for record, summary, row in zip(records, table, rows):
+    summaries = generation_summaries(runs["genetic"])
+    rows = generation_rows_in(report.read_text(encoding="utf-8"))
+    assert len(records) == len(summaries) == len(rows) == 5
+    for record, summary, row in zip(records, summaries, rows):
         fitness = record.fitness
         expected = [
             max(fitness),
@@ -197,7 +197,7 @@ def test_reused_evaluations_are_counted(runs: dict[str, Path], tmp_path: Path) -
     assert best == sorted(best) and best[-1] == max(e.accuracy for e in evaluations if e.status == OK)
     text = write_report([runs["reuse"]], tmp_path / "out").read_text(encoding="utf-8")
     assert f"{len(evaluations) - reused} trained (1 failed, 1 diverged), {reused} reused" in text
-    assert sum(int(row[9]) for row in paper_table(text)) == reused
+    assert sum(int(row[9]) for row in generation_rows_in(text)) == reused
 
 
 def test_comparison_of_several_runs(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,7 @@ def test_scalars_per_evaluation_and_generation_agree_with_the_database(run: Path
     assert accuracy == pytest.approx([e.fitness_input for e in committed], abs=1e-7)  # stored as float32
     assert values(events, "evaluation/best_so_far")[1] == pytest.approx(data.best_so_far()[2], abs=1e-7)
     assert values(events, "evaluation/test_accuracy")[1] == pytest.approx([e.test_accuracy for e in committed], abs=1e-7)
-    rows = [row.summary for row in data.table()]
+    rows = [row.summary for row in data.generation_rows()]
     for tag, field in (("max", "maximum"), ("min", "minimum"), ("mean", "mean"), ("median", "median"), ("std", "std")):
         steps, got = values(events, f"generation/{tag}")
         assert steps == [s.generation for s in rows]

@@ -1,9 +1,11 @@
 """Genome: parsing, formatting, construction and validation."""
 
+import re
+
 import numpy as np
 import pytest
 
-from genetic_cnn.space.genome import Genome, bits_per_stage, edge_list
+from genetic_cnn.space.genome import Genome, GenomeError, bits_per_stage, edge_list, parse_genome
 
 
 def test_round_trip_paper_notation() -> None:
@@ -85,3 +87,37 @@ def test_stage_with_fewer_than_two_nodes() -> None:
 def test_bits_must_be_binary() -> None:
     with pytest.raises(ValueError, match="bit 2: 2 is not 0 or 1"):
         Genome((3,), ((1, 2, 0),))
+
+
+HINT = "the shell cut it at '|': quote the genome"
+HINT_PATTERN = re.escape(HINT)
+
+
+@pytest.mark.parametrize("text", ["1-01", "1-0x"])
+def test_a_string_with_too_few_stages_gets_the_shell_hint(text: str) -> None:
+    """``genetic-cnn show 1-01|0-01-100-0111`` unquoted passes ``1-01``: every caller that knows the
+    stages it wants (show, train, lr-find, the API) hears why."""
+    with pytest.raises(GenomeError, match=HINT_PATTERN):
+        Genome.from_string(text, nodes=(3, 5))
+    with pytest.raises(GenomeError, match=HINT_PATTERN):
+        parse_genome(text, (3, 5), "mnist")
+
+
+@pytest.mark.parametrize(("text", "nodes"), [("1-01|0-01-100", (3, 5)), ("1-01|0-01-100-0111", (3, 4)), ("1-01|0-0x", (3, 5))])
+def test_no_shell_hint_when_the_stages_are_all_there(text: str, nodes: tuple[int, ...]) -> None:
+    with pytest.raises(GenomeError) as error:
+        Genome.from_string(text, nodes=nodes)
+    assert HINT not in str(error.value)
+
+
+def test_parse_genome_takes_a_string_or_a_value() -> None:
+    genome = Genome.from_string("1-01|0-01-100-0111")
+    assert parse_genome("1-01|0-01-100-0111", (3, 5)) == genome
+    assert parse_genome(genome, (3, 5), "mnist") is genome
+    assert parse_genome(genome) is genome
+    with pytest.raises(GenomeError, match=r"has nodes \(3, 5\) per stage, preset 'cifar10' expects \(3, 4\)"):
+        parse_genome(genome, (3, 4), "cifar10")
+    with pytest.raises(GenomeError, match=r"per stage, nodes=\(3, 4\) was expected"):
+        parse_genome(genome, (3, 4))
+    with pytest.raises(GenomeError, match="a genome string is expected"):
+        parse_genome(b"1-01|0-01-100-0111", (3, 5))  # type: ignore[arg-type]

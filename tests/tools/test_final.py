@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -158,6 +159,13 @@ def test_cli_errors_are_one_line_with_status_2(args: list[str], message: str) ->
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_genome_cut_by_the_shell_gets_the_hint_from_the_api(tmp_path: Path) -> None:
+    """train_final parses with the parser show uses: the same error and hint, before anything is written."""
+    with pytest.raises(UserError, match=re.escape("the shell cut it at '|'")):
+        train_final("1-01", load_config(None, ["space.preset=mnist"]), seeds=1, out=tmp_path / "final")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_trains_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
