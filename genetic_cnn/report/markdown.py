@@ -38,6 +38,11 @@ from genetic_cnn.search.records import DIVERGED, FAILED, REUSED
 
 __all__ = ["RunData", "generation_summaries", "write_report", "write_run_report"]
 
+def percent(value: float | None) -> str:
+    """``value`` as a percentage, or a dash where nothing was measured (no "–%")."""
+    return "–" if value is None else f"{pct(value)}%"
+
+
 COMPARISON_FOLDER = "report-comparison"
 
 def _when(stamp: float) -> str:
@@ -66,7 +71,7 @@ def run_markdown(data: RunData, title: str) -> str:
         f"device {env.get('cuda') or 'CPU'}, {env.get('platform', '?')}",
         f"- generations completed: {len(rows)} of {evo.generations + 1}; evaluations: {len(trained)} {method.evaluated} "
         f"({counts[FAILED]} failed, {counts[DIVERGED]} diverged), {counts[REUSED]} reused; wall time {duration(total)}",
-        f"- best genome: {code(best.genome)}, fitness {pct(best.fitness)}%, test accuracy {pct(best.test_accuracy)}% "
+        f"- best genome: {code(best.genome)}, fitness {pct(best.fitness)}%, test accuracy {percent(best.test_accuracy)} "
         f"({plural(best.evaluations, 'evaluation')})", "",
         "## Population per generation (the paper's table)", "",
         "Fitness (%) is the validation accuracy averaged over the successful evaluations of an individual so "
@@ -113,7 +118,7 @@ def run_markdown(data: RunData, title: str) -> str:
         "![learning curves](learning_curves.png)", "",
         "## Best genome", "",
         f"{code(best.genome)} (architecture key {code(best.key)}): fitness {pct(best.fitness)}% over "
-        f"{plural(best.evaluations, 'trained evaluation')}, test accuracy {pct(best.test_accuracy)}%. It is the "
+        f"{plural(best.evaluations, 'trained evaluation')}, test accuracy {percent(best.test_accuracy)}. It is the "
         f"{'string' if evo.identity == 'string' else 'architecture'} with the highest fitness averaged over all its "
         "trained evaluations in the run.", "",
         "![best genome](best_genome.png)", "",
