@@ -27,7 +27,8 @@ from genetic_cnn.fitness.latency import RunLatency, uses_latency
 from genetic_cnn.fitness.method import FitnessMethod
 from genetic_cnn.fitness.methods import check_fitness_inputs, check_stored_fitness, prepare_fitness
 from genetic_cnn.history.store import DATABASE, LOCK, GenerationRecord, RunStore, StoreError, relocated
-from genetic_cnn.history.summary import GenerationSummary, write_summary
+from genetic_cnn.history.summary import GenerationSummary
+from genetic_cnn.history.summary_json import write_summary
 from genetic_cnn.progress import bar as progress_bar
 from genetic_cnn.progress import write as print_line
 from genetic_cnn.report.tensorboard import check_tensorboard

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -50,6 +51,9 @@ def start_and_stop(
     process = subprocess.Popen(
         cli_command("evolve", "--out", str(folder), "--quiet", *set_args(overrides)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group,
+        # A suite started as a background job without job control inherits SIGINT ignored, and so would the
+        # run (POSIX); a terminal's Ctrl-C reaches a run whose SIGINT is the default, so restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while count_evaluations(folder) < after_evaluations:
