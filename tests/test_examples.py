@@ -108,6 +108,7 @@ def test_readme_python_api_snippet_runs(tmp_path: Path) -> None:
     assert printed[0].startswith(str(genome.nodes)) and architecture_key(genome) in printed[0]
 
 
+@pytest.mark.slow
 def test_experiment_scripts_show_their_help() -> None:
     for script in sorted(EXPERIMENTS.glob("*.py")):
         result = python(str(script), "--help", cwd=ROOT)

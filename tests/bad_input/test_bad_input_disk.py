@@ -453,6 +453,7 @@ def test_a_killed_oneshot_run_resumes_reports_and_exports_where_it_was_copied_or
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["witness", destination.name] + (["first"] if how == "cp -a" else []))
 
 
+@pytest.mark.slow
 def test_a_standalone_run_copied_then_moved_resumes_into_itself(tmp_path: Path) -> None:
     original = copy_of("standalone", tmp_path / "original")
     set_meta(original, "status", "interrupted")

@@ -112,6 +112,7 @@ def test_export_format_follows_the_extension_and_creates_the_folder(tmp_path: Pa
     assert run_cli("export", str(folder), "--out", str(out), "--force").returncode == 0
 
 
+@pytest.mark.slow
 def test_show_prints_the_path_it_writes(tmp_path: Path) -> None:
     result = run_cli("show", "1-01|0-01-100-0111", "--out", str(tmp_path / "g"))
     assert result.returncode == 0 and f"drawing           {tmp_path / 'g.png'}" in result.stdout

@@ -124,6 +124,7 @@ def evolved(evolved_process: tuple[Path, subprocess.CompletedProcess[str]]) -> t
     return folder, result.stdout
 
 
+@pytest.mark.slow
 def test_evolve_prints_one_row_per_generation_from_the_database(evolved: tuple[Path, str]) -> None:
     folder, stdout = evolved
     check_table(stdout, folder)

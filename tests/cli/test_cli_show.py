@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -11,6 +13,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_show_prints_and_draws(tmp_path: Path) -> None:
     out = tmp_path / "genome.png"
     result = run_cli("show", "1-01|0-01-100-0111", "--preset", "mnist", "--out", str(out))

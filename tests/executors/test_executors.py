@@ -46,6 +46,7 @@ def serial_history(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
     return serial
 
 
+@pytest.mark.slow
 def test_processes_give_the_serial_history(serial_history: list[tuple], tmp_path: Path) -> None:
     assert run_with(tmp_path / "run", "processes") == serial_history
 
@@ -65,6 +66,7 @@ def test_plan_workers_splits_the_cores() -> None:
     assert devices == ["cpu"] and threads == 3
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_only_its_evaluation() -> None:
     """Slot 0's worker is killed once: retried on a fresh worker, with the serial result. Slot 1's
     worker is killed twice: recorded as failed, the worker died. Each task gets exactly one result."""

@@ -89,6 +89,7 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
     assert (folder / "run.db").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_evolve_onto_an_existing_run_refuses_and_keeps_it(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     assert run_cli("evolve", "--out", str(folder), "--quiet", *set_args(TINY)).returncode == 0

@@ -200,6 +200,7 @@ def test_reused_evaluations_are_counted(runs: dict[str, Path], tmp_path: Path) -
     assert sum(int(row[9]) for row in generation_rows_in(text)) == reused
 
 
+@pytest.mark.slow
 def test_comparison_of_several_runs(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = write_report([runs["genetic"], runs["reuse"]])

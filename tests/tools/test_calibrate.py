@@ -199,6 +199,7 @@ def test_the_same_command_again_trains_nothing_and_a_kill_resumes(
     assert [strip(r) for r in resumed] == [strip(r) for r in again]
 
 
+@pytest.mark.slow
 def test_cli_prints_each_verdict_and_where_the_results_are(tmp_path: Path) -> None:
     result = run_cli("calibrate", "--out", str(tmp_path / "c"), "--genomes", "3", "--seeds", "2", "--quiet",
                      "--fidelity", "data.subset=300", "--fidelity", "data.subset=500", *set_args(TINY))  # fmt: skip

@@ -227,6 +227,7 @@ def test_augmentation_changes_the_training_and_is_reproducible(tmp_path: Path) -
     assert records[1]["augmentation"] is None
 
 
+@pytest.mark.slow
 def test_cli_train_with_augment_runs_and_records_the_augmentation(tmp_path: Path) -> None:
     result = run_cli(
         "train", GENOME, "--preset", "digits", "--dataset", "synthetic", "--epochs", "1", "--seeds", "1", "--augment",
