@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -303,6 +304,23 @@ def everything_under(folder: Path) -> dict[Path, bytes | None]:
     return {path: path.read_bytes() if path.is_file() else None for path in folder.rglob("*")}
 
 
+def assert_refused(result: subprocess.CompletedProcess[str], expected: str, folder: Path, before: dict[Path, bytes | None]) -> None:
+    """The project's promise for bad input: exit status 2, one line naming ``expected``, no traceback; and
+    nothing lost under ``folder`` (every file and folder that was there, unchanged) and nothing written (no
+    run folder begun, no default runs/ or plot), but SQLite's own -wal and -shm files, which any reader of
+    a database in WAL mode leaves beside it (a clean export does too)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("genetic-cnn: error: ")
+    assert expected in lines[0], lines[0]
+    after = everything_under(folder)
+    assert {path: after.get(path, "gone") for path in before} == before
+    written = {path for path in after.keys() - before.keys() if not (path.name in SQLITE_READER_FILES and path.parent / "run.db" in before)}
+    assert written == set()
+
+
 # Every row runs twice: in this process, which is quick (make test-quick), and as the user runs it, a process
 # of its own whose exit status, standard error and absence of a traceback are what the user sees (slow).
 HOW = ["in-process", pytest.param("process", marks=pytest.mark.slow)]
@@ -320,19 +338,7 @@ def test_bad_input(
         result = run_cli(command, *args, cwd=tmp_path)
     else:
         result = run_main(command, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("genetic-cnn: error: ")
-    assert expected in lines[0], lines[0]
-    # Nothing lost: every file and folder that was there is there, unchanged. Nothing written: no
-    # run folder begun, no default runs/ or plot, but SQLite's own -wal and -shm files, which any
-    # reader of a database in WAL mode leaves beside it (a clean export does too).
-    after = everything_under(tmp_path)
-    assert {path: after.get(path, "gone") for path in before} == before
-    written = {path for path in after.keys() - before.keys() if not (path.name in SQLITE_READER_FILES and path.parent / "run.db" in before)}
-    assert written == set()
+    assert_refused(result, expected, tmp_path, before)
 
 
 def test_every_command_has_rows() -> None:

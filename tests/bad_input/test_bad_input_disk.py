@@ -23,9 +23,9 @@ import pytest
 from conftest import TINY, cli_command, run_cli, set_args
 from test_bad_input import (
     CALIBRATION,
-    SQLITE_READER_FILES,
     TINY_TABLE_SPACE,
     Setup,
+    assert_refused,
     everything_under,
     evolve_with,
     write,
@@ -396,16 +396,7 @@ def test_bad_input_on_disk(name: str, command: str, setup: Setup, expected: str,
     finally:
         while _HELD_LOCKS:
             _HELD_LOCKS.pop().close()  # type: ignore[attr-defined]
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("genetic-cnn: error: ")
-    assert expected in lines[0], lines[0]
-    after = everything_under(tmp_path)
-    assert {path: after.get(path, "gone") for path in before} == before
-    written = {path for path in after.keys() - before.keys() if not (path.name in SQLITE_READER_FILES and path.parent / "run.db" in before)}
-    assert written == set()
+    assert_refused(result, expected, tmp_path, before)
     assert not list(Path("/dev").glob("full.partial"))
 
 
