@@ -15,7 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from genetic_cnn.cli import calibrate, lr_find, report, tabulate, train
+import genetic_cnn.cli.calibrate as calibrate
+import genetic_cnn.cli.lr_find as lr_find
+import genetic_cnn.cli.report as report
+import genetic_cnn.cli.tabulate as tabulate
+import genetic_cnn.cli.train as train
 from genetic_cnn.config import SpaceConfig
 from genetic_cnn.errors import UserError
 from genetic_cnn.files import output_file, plural, write_atomically

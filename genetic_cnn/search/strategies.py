@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+import genetic_cnn.search.pareto as pareto
 from genetic_cnn.config import IDENTITIES, STRATEGIES, EvolutionConfig
 from genetic_cnn.errors import UserError
-from genetic_cnn.search import pareto
 from genetic_cnn.search.operators import GenerationLog, initialize, mutate, next_generation, vary
 from genetic_cnn.search.protocol import Search
 from genetic_cnn.space.cost import CostOf
